@@ -1,0 +1,393 @@
+// Package match decides which packages and files of an image belong to a banned vendor. It is
+// pure: plain structs in, findings with evidence out; no Kubernetes client, no network.
+package match
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+)
+
+// Rule kinds, as they appear in findings.
+const (
+	RulePackage  = "package"
+	RuleSupplier = "supplier"
+	RulePURL     = "purl"
+	RuleCPE      = "cpe"
+	RulePath     = "path"
+)
+
+// Inventory is what an image (one platform of it) or an SBOM file contains.
+type Inventory struct {
+	Platform string    `json:"platform,omitempty"`
+	Packages []Package `json:"packages,omitempty"`
+	// Files are the paths of the final filesystem (whiteouts applied), owned or not.
+	Files []File `json:"files,omitempty"`
+}
+
+// Package is one installed package with the fields that identify its vendor.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	// Type is the package URL type: deb, rpm, apk, npm, pypi, maven, golang, ...
+	Type string `json:"type,omitempty"`
+	PURL string `json:"purl,omitempty"`
+	// Fields are vendor-identity fields only ("dpkg Maintainer", "rpm Vendor", ...).
+	Fields []Field `json:"fields,omitempty"`
+	CPEs   []CPE   `json:"cpes,omitempty"`
+	// Layer is the digest of the layer holding the package's record, when known.
+	Layer string `json:"layer,omitempty"`
+}
+
+// Field is a named vendor-identity value of a package.
+type Field struct {
+	Name  string `json:"n"`
+	Value string `json:"v"`
+}
+
+// CPE is a package's CPE; Declared is false when a generator guessed it from the name.
+type CPE struct {
+	Vendor   string `json:"vendor"`
+	Product  string `json:"product,omitempty"`
+	Declared bool   `json:"declared,omitempty"`
+}
+
+// File is a path in the image's final filesystem and the layer that put it there.
+type File struct {
+	Path  string `json:"p"`
+	Layer string `json:"l,omitempty"`
+}
+
+// Evidence is one reason for a finding: the rule kind, the field and the value that matched.
+type Evidence struct {
+	Rule  string `json:"rule"`
+	Field string `json:"field"`
+	Value string `json:"value"`
+}
+
+func (e Evidence) String() string { return fmt.Sprintf("%s = %q", e.Field, e.Value) }
+
+// PackageRef names the package a finding is about.
+type PackageRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	Type    string `json:"type,omitempty"`
+	PURL    string `json:"purl,omitempty"`
+}
+
+func (p *PackageRef) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.Version == "" {
+		return p.Name
+	}
+	return p.Name + " " + p.Version
+}
+
+// Finding is one piece of a banned vendor's software in an inventory. Evidence[0] convicted it;
+// the rest corroborates.
+type Finding struct {
+	Vendor   string      `json:"vendor"`
+	Catalog  string      `json:"catalog,omitempty"`
+	Package  *PackageRef `json:"package,omitempty"`
+	Evidence []Evidence  `json:"evidence"`
+	Layer    string      `json:"layer,omitempty"`
+	Platform string      `json:"platform,omitempty"`
+}
+
+// Rule is the kind of rule that convicted.
+func (f Finding) Rule() string { return f.Evidence[0].Rule }
+
+// Vendor is one banned vendor's compiled rules.
+type Vendor struct {
+	// Catalog is the built-in entry id, empty for a custom vendor.
+	Catalog string
+	Name    string
+	Basis   []string
+
+	packages   []packageRule
+	suppliers  []*regexp.Regexp
+	purls      []*regexp.Regexp
+	cpeVendors []string
+	paths      []string
+}
+
+type packageRule struct {
+	typ      string
+	name     *regexp.Regexp
+	requires []v1alpha1.Corroboration
+}
+
+// Compile checks and compiles a vendor's rules. Errors name the offending field so a policy
+// author knows what to fix.
+func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*Vendor, error) {
+	v := &Vendor{Catalog: catalogID, Name: name, Basis: basis}
+	if name == "" {
+		return nil, fmt.Errorf("vendor name is empty")
+	}
+	if len(r.Packages)+len(r.Suppliers)+len(r.PURLs)+len(r.CPEVendors)+len(r.Paths) == 0 {
+		return nil, fmt.Errorf("vendor %q has no rules: give at least one of packages, suppliers, purls, cpeVendors or paths", name)
+	}
+	for i, p := range r.Packages {
+		if strings.TrimSpace(p.Name) == "" {
+			return nil, fmt.Errorf("packages[%d].name is empty", i)
+		}
+		typ := strings.ToLower(strings.TrimSpace(p.Type))
+		if typ == "" {
+			typ = "*"
+		}
+		for _, req := range p.Requires {
+			if req != v1alpha1.CorroborationSupplier && req != v1alpha1.CorroborationPath {
+				return nil, fmt.Errorf("packages[%d].requires: %q is not one of Supplier, Path", i, req)
+			}
+			if req == v1alpha1.CorroborationPath && len(r.Paths) == 0 {
+				return nil, fmt.Errorf("packages[%d].requires Path but the vendor has no paths rules", i)
+			}
+			if req == v1alpha1.CorroborationSupplier && len(r.Suppliers) == 0 {
+				return nil, fmt.Errorf("packages[%d].requires Supplier but the vendor has no suppliers rules", i)
+			}
+		}
+		v.packages = append(v.packages, packageRule{typ: typ, name: globRegexp(p.Name), requires: p.Requires})
+	}
+	for i, s := range r.Suppliers {
+		if strings.TrimSpace(s) == "" {
+			return nil, fmt.Errorf("suppliers[%d] is empty", i)
+		}
+		re, err := regexp.Compile(`(?i)^(?:` + s + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("suppliers[%d] %q is not a valid regular expression: %v", i, s, err)
+		}
+		if re.MatchString("") {
+			return nil, fmt.Errorf("suppliers[%d] %q matches an empty field, which would convict every package without a vendor", i, s)
+		}
+		v.suppliers = append(v.suppliers, re)
+	}
+	for i, p := range r.PURLs {
+		if !strings.HasPrefix(p, "pkg:") || len(p) < 6 {
+			return nil, fmt.Errorf("purls[%d] %q must start with \"pkg:\" and name a type, e.g. pkg:npm/%%40kaspersky/*", i, p)
+		}
+		v.purls = append(v.purls, globRegexp(normalizePURL(p)))
+	}
+	for i, c := range r.CPEVendors {
+		c = strings.ToLower(strings.TrimSpace(c))
+		if c == "" || c == "*" || c == "-" {
+			return nil, fmt.Errorf("cpeVendors[%d] %q must be a vendor string such as kaspersky", i, r.CPEVendors[i])
+		}
+		v.cpeVendors = append(v.cpeVendors, c)
+	}
+	for i, p := range r.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("paths[%d] %q must be absolute, e.g. /opt/kaspersky/**", i, p)
+		}
+		if !doublestar.ValidatePattern(p) {
+			return nil, fmt.Errorf("paths[%d] %q is not a valid glob", i, p)
+		}
+		v.paths = append(v.paths, p)
+	}
+	return v, nil
+}
+
+// globRegexp turns a glob with "*" and "?" into an anchored, case-insensitive regexp; "*"
+// crosses "/" so it works for Go module paths and purls alike.
+func globRegexp(glob string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString(`(?i)^`)
+	for _, r := range glob {
+		switch r {
+		case '*':
+			b.WriteString(`.*`)
+		case '?':
+			b.WriteString(`.`)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString(`$`)
+	return regexp.MustCompile(b.String())
+}
+
+// normalizePURL decodes the one escape that matters for scopes and drops qualifiers and subpath.
+func normalizePURL(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	return strings.ReplaceAll(p, "%40", "@")
+}
+
+// purlWithoutVersion strips "@version" from a normalized purl (the last "@" after the last "/").
+func purlWithoutVersion(p string) string {
+	slash := strings.LastIndex(p, "/")
+	if at := strings.LastIndex(p, "@"); at > slash && slash >= 0 {
+		return p[:at]
+	}
+	return p
+}
+
+// emailPart is an address in angle brackets, or a parenthetical holding a URL or an address
+// (npm's "Name <email> (url)"). Other parentheticals, "ZTE (USA) Inc.", are part of the name.
+var emailPart = regexp.MustCompile(`<[^>]*>|\([^)]*(?:://|www\.|@)[^)]*\)`)
+
+// IdentityName is the part of a vendor field a supplier rule sees: "AO Kaspersky Lab
+// <support@kaspersky.com>" becomes "AO Kaspersky Lab". SPDX "Organization: X" becomes "X".
+func IdentityName(v string) string {
+	v = emailPart.ReplaceAllString(v, " ")
+	for _, prefix := range []string{"Organization:", "Person:", "Tool:"} {
+		if len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
+			v = v[len(prefix):]
+			break
+		}
+	}
+	v = strings.Join(strings.Fields(v), " ")
+	return strings.Trim(v, `"' ,;`)
+}
+
+// Match returns the findings of every vendor in the inventory, sorted.
+func Match(inv Inventory, vendors []*Vendor) []Finding {
+	var out []Finding
+	for _, v := range vendors {
+		out = append(out, v.match(inv)...)
+	}
+	Sort(out)
+	return out
+}
+
+// Sort orders findings by platform, vendor, package and rule, for stable output.
+func Sort(fs []Finding) {
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		return cmp.Or(
+			cmp.Compare(a.Platform, b.Platform),
+			cmp.Compare(a.Vendor, b.Vendor),
+			cmp.Compare(a.Package.String(), b.Package.String()),
+			cmp.Compare(a.Rule(), b.Rule()),
+			cmp.Compare(a.Evidence[0].Value, b.Evidence[0].Value),
+		)
+	})
+}
+
+func (v *Vendor) match(inv Inventory) []Finding {
+	var out []Finding
+	pathFindings := v.matchPaths(inv)
+	for i := range inv.Packages {
+		if f, ok := v.matchPackage(&inv.Packages[i], len(pathFindings) > 0); ok {
+			f.Platform = inv.Platform
+			out = append(out, f)
+		}
+	}
+	for _, f := range pathFindings {
+		f.Platform = inv.Platform
+		out = append(out, f)
+	}
+	return out
+}
+
+func (v *Vendor) matchPackage(p *Package, pathMatched bool) (Finding, bool) {
+	var convicting, corroborating []Evidence
+
+	var supplier *Evidence
+	for _, f := range p.Fields {
+		name := IdentityName(f.Value)
+		if name == "" {
+			continue
+		}
+		if slices.ContainsFunc(v.suppliers, func(re *regexp.Regexp) bool { return re.MatchString(name) }) {
+			supplier = &Evidence{Rule: RuleSupplier, Field: f.Name, Value: f.Value}
+			convicting = append(convicting, *supplier)
+			break
+		}
+	}
+
+	if p.PURL != "" && len(v.purls) > 0 {
+		norm := normalizePURL(p.PURL)
+		bare := purlWithoutVersion(norm)
+		if slices.ContainsFunc(v.purls, func(re *regexp.Regexp) bool { return re.MatchString(bare) || re.MatchString(norm) }) {
+			convicting = append(convicting, Evidence{Rule: RulePURL, Field: "purl", Value: p.PURL})
+		}
+	}
+
+	for _, r := range v.packages {
+		if r.typ != "*" && !strings.EqualFold(r.typ, p.Type) {
+			continue
+		}
+		if !r.name.MatchString(p.Name) {
+			continue
+		}
+		if len(r.requires) == 0 ||
+			(slices.Contains(r.requires, v1alpha1.CorroborationSupplier) && supplier != nil) ||
+			(slices.Contains(r.requires, v1alpha1.CorroborationPath) && pathMatched) {
+			convicting = append(convicting, Evidence{Rule: RulePackage, Field: p.Type + " package name", Value: p.Name})
+			break
+		}
+		// an uncorroborated name match may still satisfy a later rule for the same name
+	}
+
+	// A declared CPE convicts; a generated one (guessed from the name) only corroborates.
+	var declared, generated *CPE
+	for i := range p.CPEs {
+		c := &p.CPEs[i]
+		if !slices.Contains(v.cpeVendors, strings.ToLower(c.Vendor)) {
+			continue
+		}
+		if c.Declared && declared == nil {
+			declared = c
+		} else if !c.Declared && generated == nil {
+			generated = c
+		}
+	}
+	if declared != nil {
+		convicting = append(convicting, Evidence{Rule: RuleCPE, Field: "declared CPE vendor", Value: declared.Vendor})
+	} else if generated != nil {
+		corroborating = append(corroborating, Evidence{Rule: RuleCPE, Field: "generated CPE vendor", Value: generated.Vendor})
+	}
+
+	if len(convicting) == 0 {
+		return Finding{}, false
+	}
+	return Finding{
+		Vendor:   v.Name,
+		Catalog:  v.Catalog,
+		Package:  &PackageRef{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL},
+		Evidence: append(convicting, corroborating...),
+		Layer:    p.Layer,
+	}, true
+}
+
+// matchPaths reports one finding per path rule that matches, naming the first matching file
+// (in path order) and how many more there are.
+func (v *Vendor) matchPaths(inv Inventory) []Finding {
+	var out []Finding
+	for _, pattern := range v.paths {
+		var first *File
+		n := 0
+		for i := range inv.Files {
+			f := &inv.Files[i]
+			if ok, _ := doublestar.Match(pattern, f.Path); !ok {
+				continue
+			}
+			n++
+			if first == nil || f.Path < first.Path {
+				first = f
+			}
+		}
+		if first == nil {
+			continue
+		}
+		value := first.Path
+		if n > 1 {
+			value = fmt.Sprintf("%s (and %d more files)", first.Path, n-1)
+		}
+		out = append(out, Finding{
+			Vendor:   v.Name,
+			Catalog:  v.Catalog,
+			Evidence: []Evidence{{Rule: RulePath, Field: "path " + pattern, Value: value}},
+			Layer:    first.Layer,
+		})
+	}
+	return out
+}

@@ -1,0 +1,56 @@
+// Package metrics defines Embargo's Prometheus metrics on controller-runtime's registry.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// Decisions counts admission decisions by resource kind, action in force and result.
+	Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_admission_decisions_total",
+		Help: "Admission decisions by kind, policy action and result (allowed, denied, warned, audited, error).",
+	}, []string{"kind", "action", "result"})
+
+	// ScanDuration observes image scans by outcome.
+	ScanDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "embargo_scan_duration_seconds",
+		Help:    "Time to pull and scan one image digest.",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300},
+	}, []string{"outcome"})
+
+	// CacheLookups counts scan-cache lookups by result (hit, miss).
+	CacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_cache_lookups_total",
+		Help: "Scan cache lookups by result.",
+	}, []string{"result"})
+
+	// ScansInFlight is the number of scans running now.
+	ScansInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "embargo_scans_in_flight",
+		Help: "Image scans running now.",
+	})
+
+	// Violations is the audit's violation count by policy, namespace and vendor.
+	Violations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "embargo_violations",
+		Help: "Running containers with banned-vendor software, by policy, namespace and vendor.",
+	}, []string{"policy", "namespace", "vendor"})
+
+	// ImagesScanned counts ImageScans by phase.
+	ImagesScanned = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "embargo_images",
+		Help: "Image digests known to the audit, by phase (Scanned, Failed).",
+	}, []string{"phase"})
+
+	// StatusWrites counts VendorPolicy status writes; only the leader writes.
+	StatusWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "embargo_policy_status_writes_total",
+		Help: "VendorPolicy status updates written by this replica.",
+	})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites)
+}

@@ -1,0 +1,299 @@
+// Package policy compiles VendorPolicies against the built-in catalog and answers, for a given
+// moment, which action is in force and whether an exception covers an image.
+package policy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/catalog"
+	"github.com/embargo-dev/embargo/internal/match"
+)
+
+// Compiled is a VendorPolicy ready to evaluate.
+type Compiled struct {
+	Name       string
+	Generation int64
+	Spec       v1alpha1.VendorPolicySpec
+	Vendors    []*match.Vendor
+
+	nsSelector  labels.Selector
+	objSelector labels.Selector
+}
+
+// Compile resolves catalog references and compiles every rule. The error says which vendor and
+// which field to fix.
+func Compile(p *v1alpha1.VendorPolicy, cat *catalog.Catalog) (*Compiled, error) {
+	c := &Compiled{Name: p.Name, Generation: p.Generation, Spec: p.Spec}
+	if c.Spec.Action == "" {
+		c.Spec.Action = v1alpha1.ActionDeny
+	}
+	if c.Spec.OnScanError == "" {
+		c.Spec.OnScanError = v1alpha1.ScanErrorAllow
+	}
+	if len(p.Spec.Vendors) == 0 {
+		return nil, errors.New("spec.vendors is empty: list at least one vendor, e.g. {catalog: kaspersky}")
+	}
+	if err := checkAction("spec.action", c.Spec.Action); err != nil {
+		return nil, err
+	}
+	for i, v := range p.Spec.Vendors {
+		field := fmt.Sprintf("spec.vendors[%d]", i)
+		switch {
+		case v.Catalog != "" && v.Rules != nil:
+			return nil, fmt.Errorf("%s: set either catalog or rules, not both", field)
+		case v.Catalog != "":
+			e, ok := cat.Get(v.Catalog)
+			if !ok {
+				return nil, fmt.Errorf("%s.catalog: %q is not a built-in entry (have: %s)", field, v.Catalog, strings.Join(cat.IDs(), ", "))
+			}
+			mv, err := e.Compile()
+			if err != nil {
+				return nil, fmt.Errorf("%s: catalog entry %q: %w", field, v.Catalog, err)
+			}
+			c.Vendors = append(c.Vendors, mv)
+		case v.Rules != nil:
+			mv, err := match.Compile(v.Name, "", v.Basis, *v.Rules)
+			if err != nil {
+				return nil, fmt.Errorf("%s.rules: %w", field, err)
+			}
+			c.Vendors = append(c.Vendors, mv)
+		default:
+			return nil, fmt.Errorf("%s: set catalog (a built-in entry such as kaspersky) or rules", field)
+		}
+	}
+	for i, s := range p.Spec.Rollout {
+		if err := checkAction(fmt.Sprintf("spec.rollout[%d].action", i), s.Action); err != nil {
+			return nil, err
+		}
+		if s.From.IsZero() {
+			return nil, fmt.Errorf("spec.rollout[%d].from is missing", i)
+		}
+	}
+	for i, e := range p.Spec.Exceptions {
+		if len(e.Images) == 0 && len(e.Namespaces) == 0 {
+			return nil, fmt.Errorf("spec.exceptions[%d]: give images or namespaces", i)
+		}
+		if strings.TrimSpace(e.Reason) == "" {
+			return nil, fmt.Errorf("spec.exceptions[%d].reason is empty: say why (e.g. a waiver number)", i)
+		}
+		for j, g := range e.Images {
+			if _, err := path.Match(g, ""); err != nil {
+				return nil, fmt.Errorf("spec.exceptions[%d].images[%d] %q: %v", i, j, g, err)
+			}
+		}
+	}
+	var err error
+	c.nsSelector, err = selector(p.Spec.Match.NamespaceSelector)
+	if err != nil {
+		return nil, fmt.Errorf("spec.match.namespaceSelector: %w", err)
+	}
+	c.objSelector, err = selector(p.Spec.Match.ObjectSelector)
+	if err != nil {
+		return nil, fmt.Errorf("spec.match.objectSelector: %w", err)
+	}
+	return c, nil
+}
+
+func checkAction(field string, a v1alpha1.Action) error {
+	switch a {
+	case v1alpha1.ActionDeny, v1alpha1.ActionWarn, v1alpha1.ActionAudit:
+		return nil
+	}
+	return fmt.Errorf("%s: %q is not one of Deny, Warn, Audit", field, a)
+}
+
+func selector(s *metav1.LabelSelector) (labels.Selector, error) {
+	if s == nil {
+		return labels.Everything(), nil
+	}
+	return metav1.LabelSelectorAsSelector(s)
+}
+
+// Step is a rollout step.
+type Step struct {
+	Action v1alpha1.Action
+	From   time.Time
+}
+
+// ActionAt returns the action in force at t and the next step after t, if any.
+func (c *Compiled) ActionAt(t time.Time) (v1alpha1.Action, *Step) {
+	steps := slices.Clone(c.Spec.Rollout)
+	slices.SortFunc(steps, func(a, b v1alpha1.RolloutStep) int { return a.From.Time.Compare(b.From.Time) })
+	action := c.Spec.Action
+	for _, s := range steps {
+		if s.From.Time.After(t) {
+			return action, &Step{Action: s.Action, From: s.From.Time}
+		}
+		action = s.Action
+	}
+	return action, nil
+}
+
+// Selects reports whether the policy applies to an object in namespace ns. Namespaces listed in
+// exempt (the manager's own, kube-system) never match.
+func (c *Compiled) Selects(ns string, nsLabels, objLabels map[string]string, exempt []string) bool {
+	if slices.Contains(exempt, ns) || slices.Contains(c.Spec.Match.ExcludedNamespaces, ns) {
+		return false
+	}
+	return c.nsSelector.Matches(labels.Set(nsLabels)) && c.objSelector.Matches(labels.Set(objLabels))
+}
+
+// ExceptionFor returns the exception covering image (as written in the pod spec, or its
+// repository@digest form) in namespace at t. Expired exceptions never apply.
+func (c *Compiled) ExceptionFor(namespace string, images []string, t time.Time) *v1alpha1.Exception {
+	for i := range c.Spec.Exceptions {
+		e := &c.Spec.Exceptions[i]
+		if e.Expires != nil && !t.Before(e.Expires.Time) {
+			continue
+		}
+		if len(e.Namespaces) > 0 && !slices.Contains(e.Namespaces, namespace) {
+			continue
+		}
+		if len(e.Images) > 0 && !anyImageMatches(e.Images, images) {
+			continue
+		}
+		return e
+	}
+	return nil
+}
+
+// NextExpiry is the earliest exception expiry after t, for requeueing.
+func (c *Compiled) NextExpiry(t time.Time) *time.Time {
+	var next *time.Time
+	for _, e := range c.Spec.Exceptions {
+		if e.Expires != nil && e.Expires.Time.After(t) && (next == nil || e.Expires.Time.Before(*next)) {
+			tt := e.Expires.Time
+			next = &tt
+		}
+	}
+	return next
+}
+
+func anyImageMatches(globs, images []string) bool {
+	for _, g := range globs {
+		for _, img := range images {
+			if img == "" {
+				continue
+			}
+			if ok, _ := path.Match(g, img); ok || g == img {
+				return true
+			}
+			// "repo/*" should also cover "repo/x:tag" and "repo/x@sha256:..." whatever path.Match
+			// thinks of the separators in them.
+			if strings.HasSuffix(g, "*") && strings.HasPrefix(img, strings.TrimSuffix(g, "*")) && !strings.Contains(strings.TrimSuffix(g, "*"), "*") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Default is the policy the CLI applies when given none: the built-in Kaspersky entry, Deny.
+func Default() *v1alpha1.VendorPolicy {
+	return &v1alpha1.VendorPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "VendorPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: "builtin-kaspersky"},
+		Spec: v1alpha1.VendorPolicySpec{
+			Vendors: []v1alpha1.VendorSelector{{Catalog: "kaspersky"}},
+			Action:  v1alpha1.ActionDeny,
+		},
+	}
+}
+
+// Decode reads one or more VendorPolicy YAML or JSON documents. Unknown fields are errors, so a
+// typo in a policy file fails the CI gate instead of silently weakening it.
+func Decode(data []byte) ([]*v1alpha1.VendorPolicy, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out []*v1alpha1.VendorPolicy
+	for i := 0; ; i++ {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 || isComment(doc) {
+			continue
+		}
+		var p v1alpha1.VendorPolicy
+		if err := yaml.UnmarshalStrict(doc, &p); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if p.Kind != "VendorPolicy" || p.APIVersion != v1alpha1.GroupVersion.String() {
+			return nil, fmt.Errorf("document %d: kind %q apiVersion %q: want kind VendorPolicy, apiVersion %s", i+1, p.Kind, p.APIVersion, v1alpha1.GroupVersion)
+		}
+		out = append(out, &p)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no VendorPolicy documents found")
+	}
+	return out, nil
+}
+
+func isComment(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		l := bytes.TrimSpace(line)
+		if len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// Verdict is one policy's judgement of one image at one moment.
+type Verdict struct {
+	Policy    string
+	Action    v1alpha1.Action
+	Findings  []match.Finding
+	Exception *v1alpha1.Exception
+	// Basis is the legal basis of the vendors found, first line of each.
+	Basis []string
+}
+
+// Enforced reports whether the verdict blocks (Deny), warns or only records.
+func (v Verdict) Enforced() bool { return len(v.Findings) > 0 && v.Exception == nil }
+
+// Judge matches the inventories against the policy's vendors and applies action, rollout and
+// exceptions at now. images are the forms of the image an exception may name.
+func (c *Compiled) Judge(findings []match.Finding, namespace string, images []string, now time.Time) Verdict {
+	action, _ := c.ActionAt(now)
+	v := Verdict{Policy: c.Name, Action: action, Findings: findings}
+	if len(findings) == 0 {
+		return v
+	}
+	v.Exception = c.ExceptionFor(namespace, images, now)
+	seen := map[string]bool{}
+	for _, f := range findings {
+		for _, vend := range c.Vendors {
+			if vend.Name == f.Vendor && !seen[vend.Name] && len(vend.Basis) > 0 {
+				seen[vend.Name] = true
+				v.Basis = append(v.Basis, vend.Basis[0])
+			}
+		}
+	}
+	return v
+}
+
+// Match runs the policy's vendors over inventories.
+func (c *Compiled) Match(invs []match.Inventory) []match.Finding {
+	var out []match.Finding
+	for _, inv := range invs {
+		out = append(out, match.Match(inv, c.Vendors)...)
+	}
+	return out
+}

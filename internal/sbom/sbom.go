@@ -1,0 +1,269 @@
+// Package sbom turns a pulled image into a match.Inventory with syft as a library: the packages
+// installed in it with their vendor-identity fields, and the paths of its final filesystem.
+package sbom
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/anchore/stereoscope/pkg/file"
+	"github.com/anchore/stereoscope/pkg/image"
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/cataloging"
+	"github.com/anchore/syft/syft/cpe"
+	"github.com/anchore/syft/syft/pkg"
+	"github.com/anchore/syft/syft/source/stereoscopesource"
+	// syft's rpm cataloger needs a sqlite driver for rpmdb.sqlite; without one every scan fails.
+	_ "modernc.org/sqlite"
+
+	"github.com/embargo-dev/embargo/internal/match"
+	"github.com/embargo-dev/embargo/internal/registry"
+)
+
+// Catalogers are the syft catalogers that find installed packages and carry vendor fields.
+var Catalogers = []string{
+	"dpkg-db-cataloger",
+	"apk-db-cataloger",
+	"rpm-db-cataloger",
+	"alpm-db-cataloger",
+	"python-installed-package-cataloger",
+	"javascript-package-cataloger",
+	"java-archive-cataloger",
+	"go-module-binary-cataloger",
+	"pe-binary-package-cataloger",
+	"dotnet-deps-binary-cataloger",
+	"elf-binary-package-cataloger",
+	"ruby-installed-gemspec-cataloger",
+	"php-composer-installed-cataloger",
+}
+
+// Generator runs syft on pulled images. Build one per process: the license scanner syft needs
+// costs seconds and hundreds of MiB to build, so it is built here once and shared.
+type Generator struct {
+	values  context.Context
+	cfg     *syft.CreateSBOMConfig
+	tempDir string
+}
+
+// NewGenerator builds the shared syft state. Temporary layer files go under tempDir ("" for
+// the system default); stale directories a crash left there are removed.
+func NewGenerator(tempDir string) (*Generator, error) {
+	cfg := syft.DefaultCreateSBOMConfig().
+		WithCatalogerSelection(cataloging.NewSelectionRequest().WithDefaults(Catalogers...)).
+		WithoutFiles().
+		WithParallelism(4)
+	cfg.Relationships = cataloging.RelationshipsConfig{}
+	cfg.Unknowns = cataloging.UnknownsConfig{}
+	cfg.Licenses.IncludeContent = ""
+	values, err := syft.SetContextLicenseScanner(context.Background(), cfg.Licenses)
+	if err != nil {
+		return nil, fmt.Errorf("building syft's license scanner: %w", err)
+	}
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	removeStale(tempDir)
+	return &Generator{values: values, cfg: cfg, tempDir: tempDir}, nil
+}
+
+const tempPrefix = "embargo-scan"
+
+func removeStale(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"-*"))
+	for _, d := range stale {
+		_ = os.RemoveAll(d)
+	}
+}
+
+// withValues is ctx (deadline, cancellation) that also sees the values of another context: the
+// shared license scanner.
+type withValues struct {
+	context.Context
+	values context.Context
+}
+
+func (c withValues) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}
+
+// Result is the inventory of one platform image.
+type Result struct {
+	Inventory    match.Inventory
+	PackageCount int
+}
+
+// Scan reads pi's layers (fetching them, bounded by its size budget), catalogs its packages and
+// lists its final filesystem. Temporary files are gone when it returns.
+func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformImage) (Result, error) {
+	tmp := file.NewTempDirGenerator(tempPrefix)
+	defer func() { _ = tmp.Cleanup() }()
+	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
+		return Result{}, err
+	}
+	layersDir, err := os.MkdirTemp(g.tempDir, tempPrefix+"-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = os.RemoveAll(layersDir) }()
+
+	img := image.New(pi.Image, tmp, layersDir,
+		image.WithManifest(pi.Manifest),
+		image.WithManifestDigest(pi.Digest.String()),
+		image.WithPlatform(pi.Platform),
+	)
+	defer func() { _ = img.Cleanup() }()
+	if err := img.Read(ctx); err != nil {
+		return Result{}, readError(ctx, ref, err)
+	}
+
+	layerDigest, err := layerDigests(pi, img)
+	if err != nil {
+		return Result{}, err
+	}
+
+	src := stereoscopesource.New(img, stereoscopesource.ImageConfig{Reference: ref})
+	s, err := syft.CreateSBOM(withValues{Context: ctx, values: g.values}, src, g.cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: err}
+		}
+		return Result{}, fmt.Errorf("cataloging %s: %w", ref, err)
+	}
+
+	inv := match.Inventory{Platform: pi.Platform}
+	for _, p := range s.Artifacts.Packages.Sorted() {
+		inv.Packages = append(inv.Packages, convert(p, layerDigest))
+	}
+	for _, ref := range img.SquashedTree().AllFiles(file.TypeRegular, file.TypeSymLink, file.TypeHardLink) {
+		f := match.File{Path: string(ref.RealPath)}
+		if l := img.FileCatalog.Layer(ref); l != nil {
+			f.Layer = layerDigest[l.Metadata.Digest]
+		}
+		inv.Files = append(inv.Files, f)
+	}
+	sort.Slice(inv.Files, func(i, j int) bool { return inv.Files[i].Path < inv.Files[j].Path })
+	return Result{Inventory: inv, PackageCount: len(inv.Packages)}, nil
+}
+
+// readError keeps the kind of a registry failure (size budget, timeout, auth) that stereoscope
+// wrapped while reading layers.
+func readError(ctx context.Context, ref string, err error) error {
+	if k := registry.KindOf(err); k != "" {
+		return err
+	}
+	if ctx.Err() != nil {
+		return &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: err}
+	}
+	if strings.Contains(err.Error(), "exceed the size limit") {
+		return &registry.Error{Kind: registry.KindTooLarge, Ref: ref, Err: err}
+	}
+	return &registry.Error{Kind: registry.KindInvalid, Ref: ref, Err: fmt.Errorf("reading layers: %w", err)}
+}
+
+// layerDigests maps stereoscope's layer ids (diff ids) to the layer digests a registry shows.
+func layerDigests(pi registry.PlatformImage, img *image.Image) (map[string]string, error) {
+	ls, err := pi.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ls))
+	for i, l := range img.Layers {
+		if i >= len(ls) {
+			break
+		}
+		d, err := ls[i].Digest()
+		if err != nil {
+			return nil, err
+		}
+		out[l.Metadata.Digest] = d.String()
+	}
+	return out, nil
+}
+
+func convert(p pkg.Package, layerDigest map[string]string) match.Package {
+	out := match.Package{
+		Name:    p.Name,
+		Version: p.Version,
+		Type:    purlType(p),
+		PURL:    p.PURL,
+		Fields:  Fields(p.Metadata),
+	}
+	for _, c := range p.CPEs {
+		out.CPEs = append(out.CPEs, match.CPE{
+			Vendor:   c.Attributes.Vendor,
+			Product:  c.Attributes.Product,
+			Declared: c.Source == cpe.DeclaredSource || c.Source == cpe.NVDDictionaryLookupSource,
+		})
+	}
+	for _, l := range p.Locations.ToSlice() {
+		if d := layerDigest[l.FileSystemID]; d != "" {
+			out.Layer = d
+			break
+		}
+	}
+	return out
+}
+
+func purlType(p pkg.Package) string {
+	if t := p.Type.PackageURLType(); t != "" {
+		return t
+	}
+	return string(p.Type)
+}
+
+// Fields returns a package's vendor-identity fields, never free text.
+func Fields(metadata any) []match.Field {
+	var fs []match.Field
+	add := func(name, value string) {
+		if strings.TrimSpace(value) != "" {
+			fs = append(fs, match.Field{Name: name, Value: value})
+		}
+	}
+	switch m := metadata.(type) {
+	case pkg.DpkgDBEntry:
+		add("dpkg Maintainer", m.Maintainer)
+	case pkg.ApkDBEntry:
+		add("apk Maintainer", m.Maintainer)
+	case pkg.RpmDBEntry:
+		add("rpm Vendor", m.Vendor)
+	case pkg.AlpmDBEntry:
+		add("alpm Packager", m.Packager)
+	case pkg.PythonPackage:
+		add("python Author", m.Author)
+		add("python Author-email", m.AuthorEmail)
+	case pkg.NpmPackage:
+		add("npm author", m.Author)
+	case pkg.JavaArchive:
+		if m.Manifest != nil {
+			for _, k := range []string{"Implementation-Vendor", "Specification-Vendor", "Bundle-Vendor"} {
+				if v, ok := m.Manifest.Main.Get(k); ok {
+					add("java "+k, v)
+				}
+			}
+		}
+	case pkg.PEBinary:
+		if v, ok := m.VersionResources.Get("CompanyName"); ok {
+			add("PE CompanyName", v)
+		}
+	case pkg.DotnetPortableExecutableEntry:
+		add(".NET CompanyName", m.CompanyName)
+	case pkg.ELFBinaryPackageNoteJSONPayload:
+		add("ELF note vendor", m.Vendor)
+	case pkg.RubyGemspec:
+		for _, a := range m.Authors {
+			add("gem author", a)
+		}
+	case pkg.PhpComposerInstalledEntry:
+		for _, a := range m.Authors {
+			add("composer author", a.Name)
+		}
+	}
+	return fs
+}

@@ -1,0 +1,181 @@
+// Package testimage builds real OCI images with real package-manager metadata and serves them
+// from go-containerregistry's in-process registry on 127.0.0.1. Tests, benchmarks and the demo
+// use it; nothing here is mocked: clients pull over HTTP exactly as from any registry.
+package testimage
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is an in-process registry that counts pulls per repository.
+type Registry struct {
+	// Host is host:port, e.g. 127.0.0.1:41234.
+	Host string
+
+	srv  *httptest.Server
+	user string
+	pass string
+
+	mu        sync.Mutex
+	manifests map[string]int
+	blobs     map[string]int
+	delay     time.Duration
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithBasicAuth requires these credentials for every request.
+func WithBasicAuth(user, pass string) Option {
+	return func(r *Registry) { r.user, r.pass = user, pass }
+}
+
+// NewRegistry starts a registry on 127.0.0.1.
+func NewRegistry(opts ...Option) (*Registry, error) {
+	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}}
+	for _, o := range opts {
+		o(r)
+	}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: r.handler(inner), ReadHeaderTimeout: 10 * time.Second}}
+	r.srv.Start()
+	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	return r, nil
+}
+
+func (r *Registry) handler(inner http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.user != "" {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != r.user || p != r.pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="testimage"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+		}
+		if req.Method == http.MethodGet {
+			if repo, kind, ok := splitPath(req.URL.Path); ok {
+				r.mu.Lock()
+				delay := r.delay
+				if kind == "manifests" {
+					r.manifests[repo]++
+				} else {
+					r.blobs[repo]++
+				}
+				r.mu.Unlock()
+				if delay > 0 && kind == "manifests" {
+					select {
+					case <-time.After(delay):
+					case <-req.Context().Done():
+						return
+					}
+				}
+			}
+		}
+		inner.ServeHTTP(w, req)
+	})
+}
+
+// splitPath splits /v2/<repo>/(manifests|blobs)/<ref>.
+func splitPath(p string) (repo, kind string, ok bool) {
+	p = strings.TrimPrefix(p, "/v2/")
+	for _, k := range []string{"/manifests/", "/blobs/"} {
+		if i := strings.LastIndex(p, k); i > 0 {
+			return p[:i], strings.Trim(k, "/"), true
+		}
+	}
+	return "", "", false
+}
+
+// SetDelay makes every manifest GET wait d first: a slow registry.
+func (r *Registry) SetDelay(d time.Duration) {
+	r.mu.Lock()
+	r.delay = d
+	r.mu.Unlock()
+}
+
+// ManifestGets is how many manifest GETs repo has served (HEADs are not counted).
+func (r *Registry) ManifestGets(repo string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.manifests[repo]
+}
+
+// BlobGets is how many blob GETs repo has served.
+func (r *Registry) BlobGets(repo string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blobs[repo]
+}
+
+// Close stops the registry.
+func (r *Registry) Close() { r.srv.Close() }
+
+// Ref returns host/repo:tag.
+func (r *Registry) Ref(repoTag string) string { return r.Host + "/" + repoTag }
+
+func (r *Registry) remoteOpts() []remote.Option {
+	if r.user == "" {
+		return nil
+	}
+	return []remote.Option{remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: r.user, Password: r.pass}))}
+}
+
+// Push uploads img as host/repoTag and returns its host/repo@digest reference.
+func (r *Registry) Push(repoTag string, img v1.Image) (string, error) {
+	ref, err := name.ParseReference(r.Ref(repoTag))
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(ref, img, r.remoteOpts()...); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return ref.Context().Digest(d.String()).String(), nil
+}
+
+// PushIndex uploads an image index as host/repoTag and returns its digest reference.
+func (r *Registry) PushIndex(repoTag string, idx v1.ImageIndex) (string, error) {
+	ref, err := name.ParseReference(r.Ref(repoTag))
+	if err != nil {
+		return "", err
+	}
+	if err := remote.WriteIndex(ref, idx, r.remoteOpts()...); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
+	return ref.Context().Digest(d.String()).String(), nil
+}
+
+// Delete removes a manifest, so later pulls of it fail with 404.
+func (r *Registry) Delete(digestRef string) error {
+	ref, err := name.ParseReference(digestRef)
+	if err != nil {
+		return err
+	}
+	return remote.Delete(ref, r.remoteOpts()...)
+}
