@@ -60,8 +60,10 @@ fi
 mkdir -p "$CACHE_ROOT"
 if command -v flock >/dev/null 2>&1; then
 	exec 9>"$CACHE_ROOT/.lock"
-	log "waiting for lock $CACHE_ROOT/.lock"
-	flock 9
+	if ! flock -n 9; then
+		log "another build holds $CACHE_ROOT/.lock; waiting"
+		flock 9
+	fi
 	if is_complete; then # built by whoever held the lock
 		echo "$DEST"
 		exit 0

@@ -49,8 +49,8 @@ Examples:
   # Check an SBOM your build already produced, and write SARIF for code scanning
   embargo scan --sbom -o sarif --output-file embargo.sarif sbom.spdx.json
 
-  # Every built-in vendor, one platform, a local plain-HTTP registry
-  embargo scan --catalog kaspersky --platform linux/amd64 --insecure localhost:5000/app:dev
+  # Kaspersky and Huawei, one platform, a local plain-HTTP registry
+  embargo scan --catalog kaspersky,huawei --platform linux/amd64 --insecure localhost:5000/app:dev
 
 Exit codes:
   0  no enforced Deny finding (Warn and Audit findings, and excepted ones, are reported only)
@@ -142,6 +142,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 

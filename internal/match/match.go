@@ -258,7 +258,9 @@ func Match(inv Inventory, vendors []*Vendor) []Finding {
 	return out
 }
 
-// Sort orders findings by platform, vendor, package and rule, for stable output.
+// Sort orders findings by platform, vendor, package and rule, for stable output; package type
+// and purl, evidence field and layer break the remaining ties (dpkg multi-arch records differ
+// only in their purl), so the order never depends on the inventory's.
 func Sort(fs []Finding) {
 	slices.SortStableFunc(fs, func(a, b Finding) int {
 		return cmp.Or(
@@ -267,8 +269,26 @@ func Sort(fs []Finding) {
 			cmp.Compare(a.Package.String(), b.Package.String()),
 			cmp.Compare(a.Rule(), b.Rule()),
 			cmp.Compare(a.Evidence[0].Value, b.Evidence[0].Value),
+			cmp.Compare(a.Package.typ(), b.Package.typ()),
+			cmp.Compare(a.Package.purl(), b.Package.purl()),
+			cmp.Compare(a.Evidence[0].Field, b.Evidence[0].Field),
+			cmp.Compare(a.Layer, b.Layer),
 		)
 	})
+}
+
+func (p *PackageRef) typ() string {
+	if p == nil {
+		return ""
+	}
+	return p.Type
+}
+
+func (p *PackageRef) purl() string {
+	if p == nil {
+		return ""
+	}
+	return p.PURL
 }
 
 func (v *Vendor) match(inv Inventory) []Finding {

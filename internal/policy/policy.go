@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,9 @@ type Compiled struct {
 
 	nsSelector  labels.Selector
 	objSelector labels.Selector
+
+	memoOnce sync.Once
+	memo     *memo
 }
 
 // Compile resolves catalog references and compiles every rule. The error says which vendor and
@@ -248,6 +252,10 @@ func Decode(data []byte) ([]*v1alpha1.VendorPolicy, error) {
 func isComment(doc []byte) bool {
 	for _, line := range bytes.Split(doc, []byte("\n")) {
 		l := bytes.TrimSpace(line)
+		// a document marker, alone or followed by a comment, is not content ("--- {...}" is)
+		if rest, ok := bytes.CutPrefix(l, []byte("---")); ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t') {
+			l = bytes.TrimSpace(rest)
+		}
 		if len(l) > 0 && l[0] != '#' {
 			return false
 		}

@@ -77,6 +77,10 @@ func New(opts Options) *Client {
 	return c
 }
 
+// KeychainFunc returns the credentials a pod in namespace would pull with: its service account's
+// and its own imagePullSecrets, read from that namespace only.
+type KeychainFunc func(ctx context.Context, namespace, serviceAccount string, pullSecrets []string) (authn.Keychain, error)
+
 // Target is a resolved image: the reference asked for and the digest it points to.
 type Target struct {
 	// Ref is the reference as pinned to Digest, in the registry that answered.

@@ -76,7 +76,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			s.Cases = []junitCase{{
 				Name:      "scan",
 				Classname: res.Target,
-				Error:     &junitProblem{Message: res.Error, Type: "ScanError", Text: res.Target + ": " + res.Error},
+				Error:     &junitProblem{Message: res.Error, Type: "ScanError", Text: res.Error},
 			}}
 		} else {
 			for _, c := range junitCheckList(r, res) {
@@ -145,9 +145,12 @@ func junitCaseOf(res Result, policy, vendor string) junitCase {
 			deny = append(deny, f)
 			continue
 		}
-		line := f.Outcome() + ": " + junitLine(f)
+		line := f.Action + ": " + junitLine(f)
+		if f.Excepted {
+			line = f.Action + " (excepted): " + junitLine(f)
+		}
 		if f.Excepted && f.Exception != nil {
-			line += " — excepted: " + f.Exception.Reason
+			line += " — exception: " + f.Exception.Reason
 			if exp := f.Exception.expiry(); exp != "" {
 				line += " (expires " + exp + ")"
 			}

@@ -10,16 +10,19 @@
 //	{
 //	  "embargoVersion": "v0.3.0",          // the CLI's version
 //	  "catalogVersion": "2026.11.0",       // the built-in vendor catalog's version
-//	  "policies": [                        // the policies applied, in order
+//	  "policies": [                        // the policies applied (a policy whose
+//	                                       // excludedNamespaces has --namespace is not), in order
 //	    {"name": "builtin-kaspersky", "action": "Deny", "vendors": ["AO Kaspersky Lab"]}
 //	  ],
 //	  "results": [                         // one per distinct argument, in argument order
 //	    {
 //	      "target": "registry.example.com/app:1",  // the image reference or SBOM file as given
-//	      "digest": "sha256:…",            // the image digest (SBOM: the file's sha256); "" on error
-//	      "platforms": ["linux/amd64"],    // the platforms scanned
+//	      "digest": "sha256:…",            // the image digest (SBOM: the file's sha256);
+//	                                       // absent when the reference did not resolve
+//	      "platforms": ["linux/amd64"],    // the platforms scanned; absent when unknown
 //	      "packageCount": 123,
-//	      "error": "…",                    // present only when the target could not be scanned
+//	      "error": "…",                    // only when the target could not be scanned: one line
+//	                                       // naming it, as `embargo: <error>` on stderr
 //	      "findings": [                    // [] when clean; one per policy and piece of software
 //	        {
 //	          "policy": "builtin-kaspersky",
@@ -81,12 +84,13 @@ type Policy struct {
 
 // Result is one scanned target: an image reference or an SBOM file.
 type Result struct {
-	Target       string    `json:"target"`
-	Digest       string    `json:"digest,omitempty"`
-	Platforms    []string  `json:"platforms,omitempty"`
-	PackageCount int       `json:"packageCount"`
-	Error        string    `json:"error,omitempty"`
-	Findings     []Finding `json:"findings"`
+	Target       string   `json:"target"`
+	Digest       string   `json:"digest,omitempty"`
+	Platforms    []string `json:"platforms,omitempty"`
+	PackageCount int      `json:"packageCount"`
+	// Error is why the target could not be scanned: one line that names the target.
+	Error    string    `json:"error,omitempty"`
+	Findings []Finding `json:"findings"`
 }
 
 // Finding is one piece of a banned vendor's software as one policy judges it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ var cases = map[string]struct {
 	"error and deny": {
 		report: newReport(
 			errResult("registry.example.com/missing:1", "registry.example.com/missing:1: image not found: MANIFEST_UNKNOWN"),
-			result("registry.example.com/kesl:1", denyFinding()),
+			result("localhost:5000/kesl:1", denyFinding()),
 			result("registry.example.com/kesl:2", denyFinding()),
 		),
 		summary:  Summary{Deny: 2, Errors: 1},
@@ -273,7 +274,10 @@ func TestSARIF(t *testing.T) {
 					t.Errorf("result ruleIndex %d is rule %q, want %q", r.RuleIndex, rule.ID, r.RuleID)
 				}
 				uri := r.Locations[0].PhysicalLocation.ArtifactLocation.URI
-				if uri == "" || !strings.Contains(r.Message.Text, uri) {
+				if u, err := url.Parse(uri); err != nil || u.Scheme != "" {
+					t.Errorf("artifact uri %q is not a relative URI reference (scheme %q, %v)", uri, u.Scheme, err)
+				}
+				if uri == "" || !strings.Contains(r.Message.Text, strings.ReplaceAll(uri, "%3A", ":")) {
 					t.Errorf("message %q does not name location %q", r.Message.Text, uri)
 				}
 			}
@@ -457,6 +461,24 @@ func TestShortDigest(t *testing.T) {
 	for in, want := range map[string]string{layerA: "0123456789ab", "": "", "sha256:abc": "abc", "0123456789abcdef": "0123456789ab"} {
 		if got := ShortDigest(in); got != want {
 			t.Errorf("ShortDigest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSARIFURI(t *testing.T) {
+	for in, want := range map[string]string{
+		"registry.example.com/team/app:1": "registry.example.com/team/app:1",
+		"localhost:5000/app:1":            "localhost%3A5000/app:1",
+		"127.0.0.1:5000/app@sha256:ab":    "127.0.0.1%3A5000/app@sha256:ab",
+		"alpine:3":                        "alpine%3A3",
+		"sboms/my app.spdx.json":          "sboms/my%20app.spdx.json",
+	} {
+		got := sarifURI(in)
+		if got != want {
+			t.Errorf("sarifURI(%q) = %q, want %q", in, got, want)
+		}
+		if u, err := url.Parse(got); err != nil || u.Scheme != "" {
+			t.Errorf("sarifURI(%q) = %q parses with scheme %q, err %v", in, got, u.Scheme, err)
 		}
 	}
 }

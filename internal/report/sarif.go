@@ -188,8 +188,8 @@ func WriteSARIF(w io.Writer, r *Report) error {
 			inv.ExecutionSuccessful = false
 			inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sarifNotification{
 				Level:     "error",
-				Message:   sarifText{Text: res.Target + ": " + res.Error},
-				Locations: []sarifLocation{{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: res.Target}}}},
+				Message:   sarifText{Text: res.Error},
+				Locations: []sarifLocation{{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(res.Target)}}}},
 			})
 		}
 		for i := range res.Findings {
@@ -260,7 +260,7 @@ func sarifResultOf(res Result, f *Finding, id string, idx int) sarifResult {
 	}
 	msg += "."
 
-	loc := sarifLocation{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: res.Target}}}
+	loc := sarifLocation{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(res.Target)}}}
 	if f.Package != nil {
 		fq := f.Package.PURL
 		if fq == "" {
@@ -317,4 +317,16 @@ func fingerprint(target string, f *Finding) string {
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:16])
+}
+
+// sarifURI makes a target a valid URI reference while keeping it readable: the colon of a
+// registry port in the first segment ("localhost:5000/app:1") would otherwise read as a URI
+// scheme, and spaces are not allowed.
+func sarifURI(target string) string {
+	first, rest, found := strings.Cut(target, "/")
+	first = strings.ReplaceAll(first, ":", "%3A")
+	if found {
+		first += "/" + rest
+	}
+	return strings.ReplaceAll(first, " ", "%20")
 }

@@ -23,7 +23,14 @@ func WriteTable(w io.Writer, r *Report) error {
 	withPolicy := len(policies) > 1
 
 	if n == 0 {
-		fmt.Fprintln(bw, "No banned vendor software found.")
+		switch {
+		case len(r.Results) > 0 && r.Summary.Errors == len(r.Results):
+			fmt.Fprintln(bw, "Nothing was scanned: every target failed.")
+		case r.Summary.Errors > 0:
+			fmt.Fprintln(bw, "No banned vendor software found in the targets that could be scanned.")
+		default:
+			fmt.Fprintln(bw, "No banned vendor software found.")
+		}
 	} else {
 		tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 		head := []string{"TARGET", "PLATFORM", "VENDOR", "PACKAGE", "EVIDENCE", "LAYER", "ACTION"}

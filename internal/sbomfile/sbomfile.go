@@ -129,9 +129,6 @@ func notJSON(data []byte, err error) error {
 	case errors.As(err, &typ):
 		return fmt.Errorf("not an SBOM: %q is a JSON %s, expected a string", typ.Field, typ.Value)
 	}
-	if err.Error() == "unexpected end of JSON input" {
-		return fmt.Errorf("not an SBOM: the JSON is truncated; %s", expected)
-	}
 	return fmt.Errorf("not an SBOM: %v; %s", err, expected)
 }
 

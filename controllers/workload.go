@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// workloadKinds are the owners followed from a pod up to its top workload.
+var workloadKinds = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "ReplicaSet"}:        true,
+	{Group: "apps", Kind: "Deployment"}:        true,
+	{Group: "apps", Kind: "StatefulSet"}:       true,
+	{Group: "apps", Kind: "DaemonSet"}:         true,
+	{Group: "batch", Kind: "Job"}:              true,
+	{Group: "batch", Kind: "CronJob"}:          true,
+	{Group: "", Kind: "ReplicationController"}: true,
+}
+
+// maxOwnerDepth bounds the walk (Pod→ReplicaSet→Deployment is two).
+const maxOwnerDepth = 4
+
+// workloadRef is the top workload a pod belongs to; a bare pod is its own.
+type workloadRef struct {
+	Kind string
+	Name string
+	UID  types.UID
+	// Object receives the workload's events.
+	Object client.Object
+}
+
+// ownerWalker follows controller owner references through a (cached) reader, remembering each
+// owner's top so that a thousand pods of one ReplicaSet cost one walk. Only metadata is read:
+// the cache keeps no workload specs.
+type ownerWalker struct {
+	reader client.Reader
+	memo   map[types.UID]workloadRef
+}
+
+func newOwnerWalker(r client.Reader) *ownerWalker {
+	return &ownerWalker{reader: r, memo: map[types.UID]workloadRef{}}
+}
+
+// top returns pod's top workload. An owner of an unknown kind, or one that cannot be read (not
+// found, forbidden, replaced by a namesake), ends the walk at the last known object.
+func (w *ownerWalker) top(ctx context.Context, pod *corev1.Pod) workloadRef {
+	cur := workloadRef{Kind: "Pod", Name: pod.Name, UID: pod.UID, Object: pod}
+	refs := pod.OwnerReferences
+	var chain []types.UID
+	for range maxOwnerDepth {
+		ref := controllerOf(refs)
+		if ref == nil {
+			break
+		}
+		if known, ok := w.memo[ref.UID]; ok {
+			cur = known
+			break
+		}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err != nil || !workloadKinds[gv.WithKind(ref.Kind).GroupKind()] {
+			break
+		}
+		gvk := gv.WithKind(ref.Kind)
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		if err := w.reader.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, obj); err != nil || obj.UID != ref.UID {
+			break
+		}
+		obj.SetGroupVersionKind(gvk) // the event recorder needs the kind
+		cur = workloadRef{Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Object: obj}
+		chain = append(chain, ref.UID)
+		refs = obj.OwnerReferences
+	}
+	for _, uid := range chain {
+		w.memo[uid] = cur
+	}
+	return cur
+}
+
+func controllerOf(refs []metav1.OwnerReference) *metav1.OwnerReference {
+	for i := range refs {
+		if refs[i].Controller != nil && *refs[i].Controller {
+			return &refs[i]
+		}
+	}
+	return nil
+}

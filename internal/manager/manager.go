@@ -1,0 +1,183 @@
+// Package manager wires Embargo's parts into a controller-runtime manager: the engine, the
+// admission webhooks, the certificate rotator and the audit controllers. cmd/manager and the
+// integration tests call Setup, so what is tested is what ships.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	kauth "github.com/google/go-containerregistry/pkg/authn/kubernetes"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/catalog"
+	"github.com/embargo-dev/embargo/internal/certs"
+	"github.com/embargo-dev/embargo/internal/match"
+	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/scan"
+	embargowebhook "github.com/embargo-dev/embargo/webhook"
+)
+
+// Webhook paths, matching the +kubebuilder:webhook markers in webhook/.
+const (
+	WorkloadsPath = "/validate-workloads"
+	PoliciesPath  = "/validate-vendorpolicies"
+)
+
+// Options configure Setup.
+type Options struct {
+	// Namespace is the manager's own namespace: exempt, and home of its certificate Secret.
+	Namespace string
+	// ExemptNamespaces are never checked besides Namespace (default kube-system).
+	ExemptNamespaces []string
+	Engine           scan.Options
+	// Budget bounds one admission's resolve+scan; keep it under the webhook timeoutSeconds.
+	Budget time.Duration
+	TagTTL time.Duration
+	Clock  clock.PassiveClock
+
+	// Certificates: when CertSecret is set, the manager generates and rotates its own serving
+	// certificate and patches WebhookConfigs' caBundle.
+	CertSecret     string
+	CertHosts      []string
+	WebhookConfigs []string
+
+	// DisableAudit turns the audit controllers off (webhook-only replicas, or tests).
+	DisableAudit bool
+}
+
+// Components are the parts Setup built, for tests and main.
+type Components struct {
+	Engine   *scan.Engine
+	Policies *policy.Set
+	Store    *cache.ImageScanStore
+	Rotator  *certs.Rotator
+	Handler  *embargowebhook.Handler
+}
+
+// Setup adds Embargo to mgr.
+func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	exempt := append([]string{opts.Namespace}, opts.ExemptNamespaces...)
+	cat := catalog.Default()
+	policies := &policy.Set{Reader: mgr.GetClient(), Catalog: cat}
+
+	store := &cache.ImageScanStore{
+		Client:         mgr.GetClient(),
+		CatalogVersion: cat.Version,
+		Now:            opts.Clock.Now,
+		Findings:       findingsNow(policies, cat),
+	}
+	opts.Engine.Store = store
+	engine, err := scan.New(opts.Engine)
+	if err != nil {
+		return nil, err
+	}
+
+	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	keychains := func(ctx context.Context, namespace, sa string, pullSecrets []string) (authn.Keychain, error) {
+		return kauth.New(ctx, clientset, kauth.Options{Namespace: namespace, ServiceAccountName: sa, ImagePullSecrets: pullSecrets})
+	}
+
+	c := &Components{Engine: engine, Policies: policies, Store: store}
+	c.Handler = &embargowebhook.Handler{
+		Engine:    engine,
+		Policies:  policies,
+		Reader:    mgr.GetClient(),
+		Keychains: keychains,
+		Clock:     opts.Clock,
+		Exempt:    exempt,
+		Budget:    opts.Budget,
+		TagTTL:    opts.TagTTL,
+		Log:       mgr.GetLogger().WithName("admission"),
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register(WorkloadsPath, &webhook.Admission{Handler: c.Handler, RecoverPanic: ptr(true)})
+	srv.Register(PoliciesPath, &webhook.Admission{Handler: &embargowebhook.PolicyValidator{Catalog: cat}, RecoverPanic: ptr(true)})
+
+	if opts.CertSecret != "" {
+		c.Rotator = &certs.Rotator{
+			Client:         mgr.GetClient(),
+			Secret:         client.ObjectKey{Namespace: opts.Namespace, Name: opts.CertSecret},
+			Hosts:          opts.CertHosts,
+			WebhookConfigs: opts.WebhookConfigs,
+			Clock:          opts.Clock,
+			Log:            mgr.GetLogger().WithName("certs"),
+		}
+		if err := mgr.Add(c.Rotator); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.AddReadyzCheck("webhook", readyCheck(c)); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+
+	if !opts.DisableAudit {
+		if err := setupAudit(mgr, opts, c, keychains, exempt); err != nil {
+			return nil, fmt.Errorf("audit controllers: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func readyCheck(c *Components) healthz.Checker {
+	return func(req *http.Request) error {
+		if c.Rotator != nil {
+			select {
+			case <-c.Rotator.Ready():
+			default:
+				return fmt.Errorf("webhook certificate not ready")
+			}
+		}
+		return nil
+	}
+}
+
+// findingsNow matches against every policy present now plus the whole catalog, for the
+// ImageScan findings column.
+func findingsNow(policies *policy.Set, cat *catalog.Catalog) func([]match.Inventory) []match.Finding {
+	var vendors []*match.Vendor
+	for _, e := range cat.Entries {
+		if v, err := e.Compile(); err == nil {
+			vendors = append(vendors, v)
+		}
+	}
+	return func(invs []match.Inventory) []match.Finding {
+		all := append([]*match.Vendor(nil), vendors...)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if compiled, _, err := policies.List(ctx); err == nil {
+			for _, c := range compiled {
+				for _, v := range c.Vendors {
+					if v.Catalog == "" {
+						all = append(all, v)
+					}
+				}
+			}
+		}
+		var out []match.Finding
+		for _, inv := range invs {
+			out = append(out, match.Match(inv, all)...)
+		}
+		return out
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,251 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/metrics"
+	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/registry"
+	"github.com/embargo-dev/embargo/internal/scan"
+)
+
+// Handler admits or rejects anything with a pod template.
+type Handler struct {
+	Engine    *scan.Engine
+	Policies  *policy.Set
+	Reader    client.Reader
+	Keychains registry.KeychainFunc
+	Clock     clock.PassiveClock
+	// Exempt namespaces are never checked: the manager's own and kube-system.
+	Exempt []string
+	// Budget bounds resolving and scanning within one request; keep it under the webhook's
+	// timeoutSeconds with margin.
+	Budget time.Duration
+	// TagTTL is how long a tag's digest is trusted (per namespace).
+	TagTTL time.Duration
+	Log    logr.Logger
+
+	once sync.Once
+	tags *expirable.LRU[string, registry.Target]
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+func (h *Handler) init() {
+	h.once.Do(func() {
+		if h.Clock == nil {
+			h.Clock = clock.RealClock{}
+		}
+		if h.Budget <= 0 {
+			h.Budget = 7 * time.Second
+		}
+		if h.TagTTL <= 0 {
+			h.TagTTL = time.Minute
+		}
+		h.tags = expirable.NewLRU[string, registry.Target](16384, nil, h.TagTTL)
+	})
+}
+
+// imageResult is what was learnt about one image.
+type imageResult struct {
+	target registry.Target
+	record *cache.Record
+	err    error
+}
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	h.init()
+	kind := req.Kind.Kind
+	action, result := "", "allowed"
+	defer func() {
+		switch {
+		case !resp.Allowed:
+			result = "denied"
+		case len(resp.Warnings) > 0 && result == "allowed":
+			result = "warned"
+		}
+		metrics.Decisions.WithLabelValues(kind, action, result).Inc()
+	}()
+
+	if slices.Contains(h.Exempt, req.Namespace) || req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect {
+		return admission.Allowed("")
+	}
+	w, err := decodeWorkload(kind, req.Object.Raw)
+	if err != nil {
+		result = "error"
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	refs := containers(&w.Spec)
+	imgs := images(refs)
+	if len(imgs) == 0 {
+		return admission.Allowed("")
+	}
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err := decodeWorkload(kind, req.OldObject.Raw); err == nil && slices.Equal(images(containers(&old.Spec)), imgs) {
+			return admission.Allowed("") // no new image; the audit reports what already runs
+		}
+	}
+
+	selected, err := h.selectPolicies(ctx, req.Namespace, w.Labels)
+	if err != nil {
+		result = "error"
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("listing VendorPolicies: %w", err))
+	}
+	if len(selected) == 0 {
+		return admission.Allowed("")
+	}
+
+	results := h.inspect(ctx, req.Namespace, &w.Spec, imgs)
+	now := h.Clock.Now()
+	d := decision{kind: kind, name: w.Name, namespace: req.Namespace}
+	for _, c := range selected {
+		act, next := c.ActionAt(now)
+		d.observe(act)
+		for _, ref := range refs {
+			r := results[ref.Image]
+			if r.err != nil {
+				d.scanError(c, ref, r.err)
+				continue
+			}
+			findings := c.MatchDigest(r.target.Digest.String(), r.record.Inventories)
+			v := c.Judge(findings, req.Namespace, []string{ref.Image, r.target.Ref.String()}, now)
+			if len(v.Findings) == 0 {
+				continue
+			}
+			if v.Exception != nil {
+				h.Log.V(1).Info("banned-vendor software admitted by exception", "policy", c.Name, "namespace", req.Namespace, "object", w.Name, "image", ref.Image, "reason", v.Exception.Reason)
+				continue
+			}
+			d.add(c, v, ref, r.target, next)
+			if act == v1alpha1.ActionAudit {
+				h.Log.Info("admitted with banned-vendor software (Audit)", "policy", c.Name, "kind", kind, "namespace", req.Namespace, "name", w.Name,
+					"container", ref.Name, "image", ref.Image, "digest", r.target.Digest.String(), "findings", len(v.Findings))
+			}
+		}
+	}
+	action = string(d.strongest)
+	if d.audited && action == string(v1alpha1.ActionAudit) {
+		result = "audited"
+	}
+	return d.response()
+}
+
+func (h *Handler) selectPolicies(ctx context.Context, namespace string, objLabels map[string]string) ([]*policy.Compiled, error) {
+	all, invalid, err := h.Policies.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, bad := range invalid {
+		h.Log.V(1).Info("ignoring VendorPolicy that does not compile", "policy", bad.Policy.Name, "error", bad.Err.Error())
+	}
+	var nsLabels map[string]string
+	if namespace != "" {
+		var ns corev1.Namespace
+		if err := h.Reader.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err == nil {
+			nsLabels = ns.Labels
+		} else if client.IgnoreNotFound(err) != nil {
+			return nil, err
+		}
+	}
+	var out []*policy.Compiled
+	for _, c := range all {
+		if c.Selects(namespace, nsLabels, objLabels, h.Exempt) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// inspect resolves and scans every image in parallel within the budget. A cached digest is
+// answered without any registry or API call.
+func (h *Handler) inspect(ctx context.Context, namespace string, spec *corev1.PodSpec, imgs []string) map[string]imageResult {
+	ctx, cancel := context.WithTimeout(ctx, h.Budget)
+	defer cancel()
+	kc := &lazyKeychain{build: func() (authn.Keychain, error) {
+		var secrets []string
+		for _, s := range spec.ImagePullSecrets {
+			secrets = append(secrets, s.Name)
+		}
+		return h.Keychains(ctx, namespace, spec.ServiceAccountName, secrets)
+	}}
+	out := make(map[string]imageResult, len(imgs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, img := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := h.inspectOne(ctx, namespace, img, kc)
+			mu.Lock()
+			out[img] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (h *Handler) inspectOne(ctx context.Context, namespace, img string, kc authn.Keychain) imageResult {
+	key := namespace + "\x00" + img
+	t, ok := h.tags.Get(key)
+	if !ok {
+		var err error
+		t, err = h.Engine.Resolve(ctx, img, kc)
+		if err != nil {
+			return imageResult{err: err}
+		}
+		h.tags.Add(key, t)
+	}
+	if rec, ok := h.Engine.Cached(t.Digest.String()); ok {
+		return imageResult{target: t, record: rec}
+	}
+	rec, err := h.Engine.Scan(ctx, t, kc, scan.Foreground)
+	return imageResult{target: t, record: rec, err: err}
+}
+
+// lazyKeychain reads pull secrets only when a registry actually asks for credentials, so a
+// cached decision costs no API call.
+type lazyKeychain struct {
+	once  sync.Once
+	build func() (authn.Keychain, error)
+	kc    authn.Keychain
+	err   error
+}
+
+func (k *lazyKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	k.once.Do(func() { k.kc, k.err = k.build() })
+	if k.err != nil {
+		return nil, fmt.Errorf("reading pull secrets: %w", k.err)
+	}
+	return k.kc.Resolve(r)
+}
+
+func shortHash(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return "sha256:" + d
+}
+
+// +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups="",resources=pods;pods/ephemeralcontainers;replicationcontrollers,verbs=create;update,versions=v1,name=core.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=create;update,versions=v1,name=apps.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups=batch,resources=jobs;cronjobs,verbs=create;update,versions=v1,name=batch.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10

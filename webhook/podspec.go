@@ -1,0 +1,104 @@
+// Package webhook holds Embargo's admission handlers. They are thin: decode the object, ask
+// internal/scan and internal/policy, and phrase the answer.
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// podSpecPaths says where each admitted kind keeps its PodSpec. One handler serves them all.
+var podSpecPaths = map[string][]string{
+	"Pod":                   {"spec"},
+	"Deployment":            {"spec", "template", "spec"},
+	"StatefulSet":           {"spec", "template", "spec"},
+	"DaemonSet":             {"spec", "template", "spec"},
+	"ReplicaSet":            {"spec", "template", "spec"},
+	"ReplicationController": {"spec", "template", "spec"},
+	"Job":                   {"spec", "template", "spec"},
+	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// workload is the part of an admitted object the decision needs.
+type workload struct {
+	Name   string
+	Labels map[string]string
+	Spec   corev1.PodSpec
+}
+
+// decodeWorkload reads the object of kind from raw JSON.
+func decodeWorkload(kind string, raw []byte) (*workload, error) {
+	path, ok := podSpecPaths[kind]
+	if !ok {
+		return nil, fmt.Errorf("kind %s carries no pod template Embargo knows", kind)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", kind, err)
+	}
+	w := &workload{}
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		w.Name, _ = md["name"].(string)
+		if w.Name == "" {
+			w.Name, _ = md["generateName"].(string)
+		}
+		if ls, ok := md["labels"].(map[string]any); ok {
+			w.Labels = make(map[string]string, len(ls))
+			for k, v := range ls {
+				w.Labels[k], _ = v.(string)
+			}
+		}
+	}
+	var cur any = obj
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return w, nil // no template (yet): nothing to check
+		}
+		cur = m[p]
+	}
+	spec, ok := cur.(map[string]any)
+	if !ok {
+		return w, nil
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &w.Spec); err != nil {
+		return nil, fmt.Errorf("decoding the pod spec of %s: %w", kind, err)
+	}
+	return w, nil
+}
+
+// containerRef is one container of a pod spec.
+type containerRef struct {
+	Kind  string // container, init container, ephemeral container
+	Name  string
+	Image string
+}
+
+func containers(spec *corev1.PodSpec) []containerRef {
+	var out []containerRef
+	for _, c := range spec.InitContainers {
+		out = append(out, containerRef{"init container", c.Name, c.Image})
+	}
+	for _, c := range spec.Containers {
+		out = append(out, containerRef{"container", c.Name, c.Image})
+	}
+	for _, c := range spec.EphemeralContainers {
+		out = append(out, containerRef{"ephemeral container", c.Name, c.Image})
+	}
+	return out
+}
+
+// images returns the distinct images of refs in order.
+func images(refs []containerRef) []string {
+	var out []string
+	for _, r := range refs {
+		if r.Image != "" && !slices.Contains(out, r.Image) {
+			out = append(out, r.Image)
+		}
+	}
+	return out
+}
