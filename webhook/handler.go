@@ -246,6 +246,19 @@ func shortHash(d string) string {
 	return "sha256:" + d
 }
 
+// What admission reads: policies and namespaces from the informer cache; a pod's service account
+// and pull secrets by name (get only, never list or watch), in the pod's namespace.
+// +kubebuilder:rbac:groups=embargo.dev,resources=vendorpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=embargo.dev,resources=imagescans,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=embargo.dev,resources=imagescans/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get
+// The certificate rotator: caBundle of its own webhook configurations, its Secret in its namespace.
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;patch
+// +kubebuilder:rbac:groups="",namespace=embargo-system,resources=secrets,verbs=create;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=embargo-system,resources=leases,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",namespace=embargo-system,resources=events,verbs=create;patch
+
 // +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups="",resources=pods;pods/ephemeralcontainers;replicationcontrollers,verbs=create;update,versions=v1,name=core.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10
 // +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=create;update,versions=v1,name=apps.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10
 // +kubebuilder:webhook:path=/validate-workloads,mutating=false,failurePolicy=ignore,sideEffects=None,groups=batch,resources=jobs;cronjobs,verbs=create;update,versions=v1,name=batch.workloads.embargo.dev,admissionReviewVersions=v1,timeoutSeconds=10

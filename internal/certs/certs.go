@@ -39,7 +39,9 @@ const (
 // Rotator keeps the webhook serving certificate valid. Every replica runs one; they agree
 // through the Secret (optimistic concurrency), so no leader is needed.
 type Rotator struct {
+	// Client writes; Reader reads uncached, so the manager never lists or watches Secrets.
 	Client client.Client
+	Reader client.Reader
 	// Secret is the namespace/name of the Secret holding the CA and the serving pair.
 	Secret client.ObjectKey
 	// Hosts are the DNS names and IPs the certificate is valid for.
@@ -141,7 +143,7 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 	r.defaults()
 	r.mu.Unlock()
 	var sec corev1.Secret
-	err := r.Client.Get(ctx, r.Secret, &sec)
+	err := r.Reader.Get(ctx, r.Secret, &sec)
 	switch {
 	case apierrors.IsNotFound(err):
 		data, err := r.generate(nil)
@@ -308,7 +310,7 @@ func (r *Rotator) generate(old map[string][]byte) (map[string][]byte, error) {
 func (r *Rotator) patchCABundles(ctx context.Context, ca []byte) error {
 	for _, name := range r.WebhookConfigs {
 		var cfg admissionregistrationv1.ValidatingWebhookConfiguration
-		if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &cfg); err != nil {
+		if err := r.Reader.Get(ctx, client.ObjectKey{Name: name}, &cfg); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // not installed (yet): the next round patches it
 			}

@@ -1,12 +1,49 @@
 package manager
 
 import (
+	"context"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/embargo-dev/embargo/controllers"
+	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/registry"
+	"github.com/embargo-dev/embargo/internal/scan"
 )
 
-// setupAudit adds the audit controllers (issue: audit). Filled in with the controllers package.
+// setupAudit adds the audit controllers. controller-runtime runs them on the elected leader
+// only, so there is one status writer; the webhook serves on every replica.
 func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registry.KeychainFunc, exempt []string) error {
-	return nil
+	tags := controllers.NewTagIndex(0)
+	auditor := &controllers.PolicyAuditor{
+		Client:   mgr.GetClient(),
+		Policies: c.Policies,
+		Records:  c.Engine,
+		Tags:     tags,
+		Clock:    opts.Clock,
+		Recorder: mgr.GetEventRecorderFor("embargo"), //nolint:staticcheck // core/v1 events: what kubectl describe shows, and the RBAC asks no events.k8s.io
+		Exempt:   exempt,
+	}
+	if err := auditor.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	scanner := &controllers.PodScanner{
+		Client:    mgr.GetClient(),
+		Engine:    backgroundEngine{c.Engine},
+		Store:     c.Store,
+		Keychains: keychains,
+		Tags:      tags,
+		Exempt:    exempt,
+		TagTTL:    opts.TagTTL,
+		Resolved:  auditor.Poke,
+	}
+	return scanner.SetupWithManager(mgr)
+}
+
+// backgroundEngine runs the audit's scans behind admission's.
+type backgroundEngine struct{ *scan.Engine }
+
+func (e backgroundEngine) ScanBackground(ctx context.Context, t registry.Target, kc authn.Keychain) (*cache.Record, error) {
+	return e.Scan(ctx, t, kc, scan.Background)
 }

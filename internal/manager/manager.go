@@ -112,6 +112,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
 	if opts.CertSecret != "" {
 		c.Rotator = &certs.Rotator{
 			Client:         mgr.GetClient(),
+			Reader:         mgr.GetAPIReader(),
 			Secret:         client.ObjectKey{Namespace: opts.Namespace, Name: opts.CertSecret},
 			Hosts:          opts.CertHosts,
 			WebhookConfigs: opts.WebhookConfigs,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/anchore/stereoscope/pkg/file"
 	"github.com/anchore/stereoscope/pkg/image"
@@ -67,16 +68,33 @@ func NewGenerator(tempDir string) (*Generator, error) {
 		tempDir = os.TempDir()
 	}
 	removeStale(tempDir)
+	if tempDir != os.TempDir() {
+		removeStale(os.TempDir()) // stereoscope's own temp dirs
+	}
 	return &Generator{values: values, cfg: cfg, tempDir: tempDir}, nil
 }
 
-const tempPrefix = "embargo-scan"
+// tempPrefix names a scan's directories after the process, so a sweep at start removes only
+// what dead processes left (a crash mid-scan leaves unpacked layers behind).
+var tempPrefix = fmt.Sprintf("embargo-scan-%d", os.Getpid())
 
 func removeStale(dir string) {
-	stale, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"-*"))
+	stale, _ := filepath.Glob(filepath.Join(dir, "embargo-scan-*"))
 	for _, d := range stale {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "embargo-scan-%d-", &pid); err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(syscall.Signal(0)) == nil
 }
 
 // withValues is ctx (deadline, cancellation) that also sees the values of another context: the

@@ -1,0 +1,335 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/metrics"
+	"github.com/embargo-dev/embargo/internal/policy"
+)
+
+// Event reasons.
+const (
+	// BannedVendorSoftwareReason is the Warning event on a workload that runs a banned vendor's
+	// software, once per policy, digest and workload.
+	BannedVendorSoftwareReason = "BannedVendorSoftware"
+)
+
+// RecordSource answers a digest's scan record without scanning (memory, then ImageScan).
+type RecordSource interface {
+	Lookup(ctx context.Context, digest string) (*cache.Record, bool)
+}
+
+// PolicyAuditor writes each VendorPolicy's status from what runs in the cluster: pods joined
+// with ImageScan records, never a registry call. Pod, ImageScan and Namespace changes re-audit
+// every policy after a short debounce, so a burst of a thousand pod events costs a few audits.
+type PolicyAuditor struct {
+	Client   client.Client
+	Policies *policy.Set
+	Records  RecordSource
+	// Tags is shared with the PodScanner: digests of containers whose status has no imageID.
+	Tags     *TagIndex
+	Clock    clock.PassiveClock
+	Recorder record.EventRecorder
+	Exempt   []string
+	// Resync re-audits a policy with no dated change ahead (0: 10 minutes).
+	Resync time.Duration
+	// Debounce delays audits after cluster changes so bursts coalesce (0: 1 second).
+	Debounce time.Duration
+
+	poke chan event.GenericEvent
+
+	mu sync.Mutex
+	// reported holds, per policy, the offenders already told by an event.
+	reported map[string]map[string]bool
+}
+
+// SetupWithManager registers the controller; it runs on the leader only.
+func (r *PolicyAuditor) SetupWithManager(mgr ctrl.Manager) error {
+	r.defaults()
+	all := r.enqueueAll()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("policyauditor").
+		For(&v1alpha1.VendorPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.Pod{}, all, builder.WithPredicates(podAuditChanged(r.Exempt))).
+		Watches(&v1alpha1.ImageScan{}, all).
+		Watches(&corev1.Namespace{}, all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.poke, all)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
+
+func (r *PolicyAuditor) defaults() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Resync <= 0 {
+		r.Resync = 10 * time.Minute
+	}
+	if r.Debounce <= 0 {
+		r.Debounce = time.Second
+	}
+	if r.Tags == nil {
+		r.Tags = NewTagIndex(0)
+	}
+	if r.poke == nil {
+		r.poke = make(chan event.GenericEvent, 1)
+	}
+}
+
+// Poke re-audits every policy soon; the PodScanner calls it when it learns a tag's digest.
+func (r *PolicyAuditor) Poke() {
+	select {
+	case r.poke <- event.GenericEvent{Object: &v1alpha1.VendorPolicy{}}:
+	default: // one pending poke is enough
+	}
+}
+
+// enqueueAll maps any event to every policy, delayed by Debounce: the queue holds each policy
+// once, so events arriving meanwhile fold into one audit.
+func (r *PolicyAuditor) enqueueAll() handler.EventHandler {
+	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		var list v1alpha1.VendorPolicyList
+		if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing VendorPolicies to re-audit")
+			return
+		}
+		for i := range list.Items {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}, r.Debounce)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q)
+		},
+		UpdateFunc: func(ctx context.Context, _ event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q)
+		},
+		DeleteFunc: func(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q)
+		},
+		GenericFunc: func(ctx context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q)
+		},
+	}
+}
+
+// podAuditChanged passes pod changes that can change a verdict.
+func podAuditChanged(exempt []string) predicate.Predicate {
+	notExempt := func(o client.Object) bool { return !slices.Contains(exempt, o.GetNamespace()) }
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return notExempt(e.Object) },
+		DeleteFunc: func(e event.DeleteEvent) bool { return notExempt(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.Pod)
+			n, ok2 := e.ObjectNew.(*corev1.Pod)
+			if !ok1 || !ok2 || !notExempt(n) {
+				return false
+			}
+			return imagesKey(o) != imagesKey(n) || o.Status.Phase != n.Status.Phase ||
+				!maps.Equal(o.Labels, n.Labels) || !slices.EqualFunc(o.OwnerReferences, n.OwnerReferences, func(a, b metav1.OwnerReference) bool { return a.UID == b.UID })
+		},
+		GenericFunc: func(e event.GenericEvent) bool { return notExempt(e.Object) },
+	}
+}
+
+// Reconcile audits one policy.
+func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.defaults()
+	log := ctrl.LoggerFrom(ctx)
+	var vp v1alpha1.VendorPolicy
+	if err := r.Client.Get(ctx, req.NamespacedName, &vp); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	compiled, invalid, err := r.Policies.List(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now()
+
+	if i := slices.IndexFunc(invalid, func(b policy.Invalid) bool { return b.Policy.Name == vp.Name }); i >= 0 {
+		r.forget(vp.Name)
+		st := invalidStatus(&vp.Status, vp.Generation, invalid[i].Err, now)
+		return ctrl.Result{}, r.writeStatus(ctx, &vp, st, now)
+	}
+	i := slices.IndexFunc(compiled, func(c *policy.Compiled) bool { return c.Name == vp.Name })
+	if i < 0 { // created after the lister's read; its own event follows
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	c := compiled[i]
+
+	pods, nsLabels, err := r.snapshot(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ev := evaluate(c, pods, nsLabels, r.Exempt, r.recordsFor(ctx), now)
+	st := auditStatus(&vp.Status, vp.Generation, c, ev, now)
+	if err := r.writeStatus(ctx, &vp, st, now); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	r.report(vp.Name, c, ev, st.Action)
+	r.setMetrics(ctx, vp.Name, ev)
+
+	after := requeueAfter(c, now, r.Resync)
+	log.V(1).Info("audited", logKeyPolicy, vp.Name, "violations", ev.Total, "unchecked", ev.Unchecked, "requeueAfter", after.String())
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// snapshot reads the pods the audit judges (from the cache, no copies: read only), with their
+// top workloads and digests, and the namespaces' labels.
+func (r *PolicyAuditor) snapshot(ctx context.Context) ([]podView, map[string]map[string]string, error) {
+	var nss corev1.NamespaceList
+	if err := r.Client.List(ctx, &nss, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	nsLabels := make(map[string]map[string]string, len(nss.Items))
+	for i := range nss.Items {
+		nsLabels[nss.Items[i].Name] = nss.Items[i].Labels
+	}
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
+	}
+	walker := newOwnerWalker(r.Client)
+	views := make([]podView, 0, len(list.Items))
+	for i := range list.Items {
+		pod := &list.Items[i]
+		if !auditable(pod, r.Exempt) {
+			continue
+		}
+		cs := podContainers(pod)
+		pv := podView{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Workload: walker.top(ctx, pod),
+			Containers: make([]containerView, 0, len(cs))}
+		for _, c := range cs {
+			pv.Containers = append(pv.Containers, newContainerView(c, r.Tags.digest(pod.Namespace, c)))
+		}
+		views = append(views, pv)
+	}
+	return views, nsLabels, nil
+}
+
+// recordsFor memoizes record lookups for one audit.
+func (r *PolicyAuditor) recordsFor(ctx context.Context) func(string) (*cache.Record, bool) {
+	type answer struct {
+		rec *cache.Record
+		ok  bool
+	}
+	seen := map[string]answer{}
+	return func(digest string) (*cache.Record, bool) {
+		if a, ok := seen[digest]; ok {
+			return a.rec, a.ok
+		}
+		rec, ok := r.Records.Lookup(ctx, digest)
+		seen[digest] = answer{rec, ok}
+		return rec, ok
+	}
+}
+
+// writeStatus updates the status when it differs from the stored one in anything but
+// lastAuditTime. Update, not a merge patch: the cached copy may be one write behind, and the
+// resourceVersion then makes the write fail instead of merging onto the wrong base.
+func (r *PolicyAuditor) writeStatus(ctx context.Context, vp *v1alpha1.VendorPolicy, st v1alpha1.VendorPolicyStatus, now time.Time) error {
+	if !statusChanged(&vp.Status, &st) {
+		return nil
+	}
+	st.LastAuditTime = &metav1.Time{Time: now}
+	vp.Status = st
+	if err := r.Client.Status().Update(ctx, vp); err != nil {
+		return err
+	}
+	metrics.StatusWrites.Inc()
+	return nil
+}
+
+// report emits one Warning event per new offender (digest × workload) of a policy; offenders
+// that went away are forgotten, so a regression is reported again.
+func (r *PolicyAuditor) report(name string, c *policy.Compiled, ev *evaluation, action v1alpha1.Action) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported == nil {
+		r.reported = map[string]map[string]bool{}
+	}
+	prev := r.reported[name]
+	cur := make(map[string]bool, len(ev.Offenders))
+	for _, o := range ev.Offenders {
+		cur[o.Key] = true
+		if prev[o.Key] || r.Recorder == nil {
+			continue
+		}
+		v := o.Violation
+		pkg := v.Package
+		if pkg == "" {
+			pkg = "files"
+		}
+		r.Recorder.Eventf(o.Workload.Object, corev1.EventTypeWarning, BannedVendorSoftwareReason,
+			"Container %q (pod %s) runs %s software: %s in image %s (%s; evidence %s). VendorPolicy %s, action %s",
+			v.Container, v.Pod, v.Vendor, pkg, v.Image, shortDigest(v.Digest), v.Evidence, c.Name, action)
+	}
+	r.reported[name] = cur
+}
+
+func (r *PolicyAuditor) forget(name string) {
+	r.mu.Lock()
+	delete(r.reported, name)
+	r.mu.Unlock()
+	metrics.Violations.DeletePartialMatch(prometheus.Labels{"policy": name})
+}
+
+func (r *PolicyAuditor) setMetrics(ctx context.Context, name string, ev *evaluation) {
+	metrics.Violations.DeletePartialMatch(prometheus.Labels{"policy": name})
+	for k, n := range ev.ByNamespaceVendor {
+		metrics.Violations.WithLabelValues(name, k.Namespace, k.Vendor).Set(float64(n))
+	}
+	var scans v1alpha1.ImageScanList
+	if err := r.Client.List(ctx, &scans, client.UnsafeDisableDeepCopy); err != nil {
+		return
+	}
+	phases := map[v1alpha1.ImageScanPhase]int{v1alpha1.ImageScanPending: 0, v1alpha1.ImageScanScanned: 0, v1alpha1.ImageScanFailed: 0}
+	for i := range scans.Items {
+		p := scans.Items[i].Status.Phase
+		if p == "" {
+			p = v1alpha1.ImageScanPending
+		}
+		phases[p]++
+	}
+	for p, n := range phases {
+		metrics.ImagesScanned.WithLabelValues(string(p)).Set(float64(n))
+	}
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
