@@ -530,3 +530,44 @@ func TestMalformedReview(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyChangeRematches: a policy change re-matches the stored scan record; no new pull.
+func TestPolicyChangeRematches(t *testing.T) {
+	t.Parallel()
+	img, err := ti.FromFiles([]ti.File{ti.DpkgStatus(
+		ti.Deb{Name: "acme-agent", Version: "3.0", Maintainer: "Acme Corp <ops@acme.example>"},
+		ti.Deb{Name: "bash", Version: "5.2", Maintainer: "Matthias Klose <doko@debian.org>"},
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push("rematch/acme:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := newNamespace(t)
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionDeny})
+	if err := k8s.Create(ctx, newPod(ns, "before", ref)); err != nil {
+		t.Fatalf("no Kaspersky software, want admitted: %v", err)
+	}
+	pulls := reg.ManifestGets("rematch/acme")
+
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Vendors = append(p.Spec.Vendors, v1alpha1.VendorSelector{Name: "Acme", Rules: &v1alpha1.VendorRules{Suppliers: []string{"Acme Corp"}}})
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		err := k8s.Create(ctx, newPod(ns, fmt.Sprintf("after-%d", time.Now().UnixNano()%1e6), ref))
+		if err == nil || !strings.Contains(err.Error(), "acme-agent 3.0") {
+			return fmt.Errorf("want a denial naming acme-agent, got %v", err)
+		}
+		return nil
+	})
+	if after := reg.ManifestGets("rematch/acme"); after != pulls {
+		t.Errorf("policy change pulled the image again: %d -> %d manifest GETs", pulls, after)
+	}
+}
