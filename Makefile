@@ -23,7 +23,7 @@ generate: $(CONTROLLER_GEN) ## deepcopy code
 	$(CONTROLLER_GEN) object paths=./api/...
 
 manifests: $(CONTROLLER_GEN) ## CRDs, RBAC and webhook configuration under config/, then the chart's copies
-	$(CONTROLLER_GEN) crd rbac:roleName=embargo-manager webhook paths=./api/... paths=./controllers/... paths=./webhook/... \
+	$(CONTROLLER_GEN) crd rbac:roleName=manager webhook paths=./api/... paths=./controllers/... paths=./webhook/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
 	$(MAKE) --no-print-directory chart-crds
 
@@ -54,8 +54,12 @@ test: verify vet envtest-assets build ## everything CI runs
 bench: ## the engine and handler benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/scan/
 
-demo: envtest-assets build
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) run ./hack/demo
+test-e2e: envtest-assets build ## the end-to-end tests alone: real apiserver, chart, kubectl, helm, bin/manager, bin/embargo, the demo
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) \
+		$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./test/e2e/
+
+demo: envtest-assets build ## a local cluster with Embargo, sample images, policies and workloads; Ctrl-C ends it
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) $(GO) run ./hack/demo
 
 clean:
 	rm -rf $(BIN)

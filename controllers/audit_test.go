@@ -48,7 +48,9 @@ func (r records) Lookup(_ context.Context, digest string) (*cache.Record, bool) 
 	return rec, ok
 }
 
-func (r records) get(digest string) (*cache.Record, bool) { return r.Lookup(context.Background(), digest) }
+func (r records) get(digest string) (*cache.Record, bool) {
+	return r.Lookup(context.Background(), digest)
+}
 
 func sampleRecords() records {
 	kesl := match.Package{Name: "kesl", Version: "12.1.0-1187", Type: "deb", PURL: "pkg:deb/debian/kesl@12.1.0-1187",

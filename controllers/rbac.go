@@ -4,8 +4,11 @@
 // internal/scan and internal/policy, the same path the admission webhook takes.
 package controllers
 
-// The manager's permissions, cluster-wide and least privilege. Service accounts and Secrets are
-// read one by one (pull credentials), never listed or watched.
+// What the audit reads and writes, cluster-wide: pods and the workloads that own them (metadata
+// informers), policies and scans, events on offending workloads in any namespace. Service
+// accounts and Secrets are read one by one for pull credentials, never listed or watched.
+// Leader election's Lease and the certificate rotator's rights are namespaced, next to the
+// webhook's markers in webhook/handler.go.
 //
 // +kubebuilder:rbac:groups="",resources=pods;namespaces;replicationcontrollers,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;secrets,verbs=get
@@ -16,5 +19,3 @@ package controllers
 // +kubebuilder:rbac:groups=embargo.dev,resources=vendorpolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=embargo.dev,resources=imagescans,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=embargo.dev,resources=imagescans/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;patch

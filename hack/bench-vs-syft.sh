@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Times `embargo scan` against the syft CLI on the same synthetic image, in the same run:
+#
+#   hack/bench-vs-syft.sh [N]        (N runs of each, interleaved; default 5)
+#
+# Both pull the image from an in-process registry on 127.0.0.1 (hack/testregistry serving
+# testimage.Synthetic: ~100 MB, 1,000 dpkg packages, one of them kesl) and write JSON. syft is
+# built from the version go.mod pins, once, into a cache outside the repository. Prints each
+# tool's median wall time and the ratio embargo/syft. Environment:
+#   BENCH_PACKAGES, BENCH_BYTES   shape of the image (default 1000, 104857600)
+#   EMBARGO_TOOLS_CACHE           where syft is cached (default $(go env GOPATH)/embargo-tools)
+set -euo pipefail
+
+N="${1:-5}"
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N]" >&2; exit 2; }
+PACKAGES="${BENCH_PACKAGES:-1000}"
+BYTES="${BENCH_BYTES:-104857600}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { printf 'bench-vs-syft: %s\n' "$*" >&2; }
+
+SYFT_VERSION="$(go list -m -f '{{.Version}}' github.com/anchore/syft)"
+CACHE_ROOT="${EMBARGO_TOOLS_CACHE:-$(go env GOPATH | cut -d: -f1)/embargo-tools}"
+SYFT="$CACHE_ROOT/syft-$SYFT_VERSION"
+if [[ ! -x "$SYFT" ]]; then
+	log "building syft $SYFT_VERSION into $SYFT (cold: several minutes)"
+	mkdir -p "$CACHE_ROOT"
+	tmp="$(mktemp -d "$CACHE_ROOT/.syft.XXXXXX")"
+	trap 'rm -rf "$tmp"' EXIT
+	# Outside any module, so syft's own go.mod decides its dependencies.
+	(cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp" go install -trimpath \
+		-ldflags "-s -w -X main.version=$SYFT_VERSION" "github.com/anchore/syft/cmd/syft@$SYFT_VERSION")
+	mv "$tmp/syft" "$SYFT"
+	rm -rf "$tmp"
+	trap - EXIT
+fi
+
+log "building bin/embargo and the test registry"
+mkdir -p bin
+go build -trimpath -ldflags '-s -w' -o bin/embargo ./cmd/embargo
+WORK="$(mktemp -d)"
+go build -o "$WORK/testregistry" ./hack/testregistry
+
+REG_PID=""
+cleanup() {
+	if [[ -n "$REG_PID" ]]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$WORK/testregistry" -packages "$PACKAGES" -bytes "$BYTES" >"$WORK/ref" 2>"$WORK/registry.log" &
+REG_PID=$!
+for _ in $(seq 600); do
+	[[ -s "$WORK/ref" ]] && break
+	kill -0 "$REG_PID" 2>/dev/null || { cat "$WORK/registry.log" >&2; exit 1; }
+	sleep 0.1
+done
+REF="$(head -n1 "$WORK/ref")"
+[[ -n "$REF" ]] || { log "the test registry printed no reference"; exit 1; }
+log "image $REF ($PACKAGES packages, $BYTES content bytes)"
+
+export SYFT_REGISTRY_INSECURE_USE_HTTP=true SYFT_CHECK_FOR_APP_UPDATE=false
+export TMPDIR="${TMPDIR:-/tmp}"
+
+now_ns() { date +%s%N; }
+
+# run_embargo and run_syft print the wall time of one run in milliseconds.
+run_embargo() {
+	local start end rc=0
+	start=$(now_ns)
+	bin/embargo scan --insecure "$REF" -o json >"$WORK/embargo.json" 2>"$WORK/embargo.err" || rc=$?
+	end=$(now_ns)
+	# 1 is the expected answer (a Deny finding: kesl); only 2 is an error.
+	if [[ $rc -ne 1 ]]; then
+		log "embargo exited $rc, want 1 (a finding):"; cat "$WORK/embargo.err" >&2; exit 1
+	fi
+	echo $(((end - start) / 1000000))
+}
+run_syft() {
+	local start end
+	start=$(now_ns)
+	"$SYFT" scan "registry:$REF" -o json -q >"$WORK/syft.json" 2>"$WORK/syft.err" ||
+		{ log "syft failed:"; cat "$WORK/syft.err" >&2; exit 1; }
+	end=$(now_ns)
+	echo $(((end - start) / 1000000))
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# One untimed run of each warms the page cache and checks both work.
+run_embargo >/dev/null
+run_syft >/dev/null
+if command -v jq >/dev/null; then
+	log "embargo: $(jq '[.results[].packageCount] | add' "$WORK/embargo.json") packages, $(jq '[.results[].findings | length] | add' "$WORK/embargo.json") findings; syft: $(jq '.artifacts | length' "$WORK/syft.json") packages"
+fi
+
+E=() S=()
+for i in $(seq "$N"); do
+	# Alternate the order so neither tool always runs on a cooler machine.
+	if ((i % 2)); then
+		E+=("$(run_embargo)"); S+=("$(run_syft)")
+	else
+		S+=("$(run_syft)"); E+=("$(run_embargo)")
+	fi
+	log "run $i/$N: embargo ${E[-1]} ms, syft ${S[-1]} ms"
+done
+
+em="$(printf '%s\n' "${E[@]}" | median)"
+sm="$(printf '%s\n' "${S[@]}" | median)"
+printf '%-8s %8s %s\n' tool median_ms "runs_ms"
+printf '%-8s %8s %s\n' embargo "$em" "${E[*]}"
+printf '%-8s %8s %s\n' "syft" "$sm" "${S[*]}"
+awk -v e="$em" -v s="$sm" -v n="$N" -v v="$SYFT_VERSION" 'BEGIN {printf "ratio embargo/syft %s: %.2f (median of %d runs each, target <= 0.50)\n", v, e/s, n}'

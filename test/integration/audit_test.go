@@ -1,0 +1,667 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/metrics"
+	ti "github.com/embargo-dev/embargo/internal/testimage"
+)
+
+// The audit tests create workloads the way controllers would (no controller-manager runs in
+// envtest: Deployment → ReplicaSet → Pods are all created here, with owner references) and pods
+// stay Pending: what a kubelet would report is written to the status subresource where a test
+// needs an imageID.
+
+const kasperskyVendor = "AO Kaspersky Lab"
+
+// owned makes obj a controller-owned child of owner.
+func owned(obj client.Object, owner client.Object, apiVersion, kind string) {
+	obj.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: owner.GetName(), UID: owner.GetUID(), Controller: new(true)}})
+}
+
+func create(t testing.TB, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := k8s.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+// podOf returns a pod named name running image, owned by owner when not nil.
+func podOf(ns, name, image string, owner client.Object, apiVersion, kind string) *corev1.Pod {
+	p := newPod(ns, name, image)
+	p.Labels = appLabels
+	if owner != nil {
+		owned(p, owner, apiVersion, kind)
+	}
+	return p
+}
+
+// setRunning writes what a kubelet would: the digest the container runs.
+func setRunning(t testing.TB, p *corev1.Pod, imageID string) {
+	t.Helper()
+	p.Status.ContainerStatuses = nil
+	for _, c := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: imageID,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+		})
+	}
+	if err := k8s.Status().Update(context.Background(), p); err != nil {
+		t.Fatalf("pod %s status: %v", p.Name, err)
+	}
+}
+
+// deployment creates a Deployment, its ReplicaSet rsName and n pods of image; imageID, when
+// set, goes into the pods' status.
+func deployment(t testing.TB, ns, name, rsName, image, imageID string, n int) []*corev1.Pod {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		d = workloads["Deployment"](ns, name, image).(*appsv1.Deployment)
+		create(t, d)
+	}
+	rs := workloads["ReplicaSet"](ns, rsName, image).(*appsv1.ReplicaSet)
+	owned(rs, d, "apps/v1", "Deployment")
+	create(t, rs)
+	var pods []*corev1.Pod
+	for i := range n {
+		p := podOf(ns, fmt.Sprintf("%s-%d", rsName, i), image, rs, "apps/v1", "ReplicaSet")
+		create(t, p)
+		if imageID != "" {
+			setRunning(t, p, imageID)
+		}
+		pods = append(pods, p)
+	}
+	return pods
+}
+
+func deleteAllPods(t testing.TB, ns string) {
+	t.Helper()
+	if err := k8s.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(ns)); err != nil {
+		t.Errorf("deleting pods: %v", err)
+	}
+}
+
+// poke changes an annotation: a trigger that is neither a spec change nor a clock tick.
+func poke(t testing.TB, name string) {
+	t.Helper()
+	p := &v1alpha1.VendorPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{"test.embargo.dev/poke":%q}}}`, strconv.FormatInt(time.Now().UnixNano(), 10))
+	if err := k8s.Patch(context.Background(), p, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus waits until check accepts the policy's status and returns the policy.
+func waitStatus(t testing.TB, name string, timeout time.Duration, check func(st *v1alpha1.VendorPolicyStatus) error) *v1alpha1.VendorPolicy {
+	t.Helper()
+	var p v1alpha1.VendorPolicy
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, &p); err != nil {
+			return err
+		}
+		if p.Status.ObservedGeneration != p.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", p.Status.ObservedGeneration, p.Generation)
+		}
+		if err := check(&p.Status); err != nil {
+			return fmt.Errorf("%w\nstatus: %s", err, describe(&p.Status))
+		}
+		return nil
+	})
+	return &p
+}
+
+func describe(st *v1alpha1.VendorPolicyStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "action=%s next=%s@%v total=%d workloads=%d pods=%d images=%d unchecked=%d truncated=%v",
+		st.Action, st.NextAction, st.NextActionAt, st.TotalViolations, st.ViolatingWorkloads, st.ViolatingPods, st.ViolatingImages, st.UncheckedImages, st.Truncated)
+	for _, c := range st.Conditions {
+		fmt.Fprintf(&b, "\n  %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+	}
+	for _, v := range st.Violations {
+		fmt.Fprintf(&b, "\n  %s/%s/%s pod=%s container=%s excepted=%v", v.Namespace, v.WorkloadKind, v.WorkloadName, v.Pod, v.Container, v.Excepted)
+	}
+	return b.String()
+}
+
+// counts is total, workloads, pods, images, unchecked.
+type counts [5]int
+
+func countsOf(st *v1alpha1.VendorPolicyStatus) counts {
+	return counts{st.TotalViolations, st.ViolatingWorkloads, st.ViolatingPods, st.ViolatingImages, st.UncheckedImages}
+}
+
+func wantCounts(want counts) func(*v1alpha1.VendorPolicyStatus) error {
+	return func(st *v1alpha1.VendorPolicyStatus) error {
+		if got := countsOf(st); got != want {
+			return fmt.Errorf("total, workloads, pods, images, unchecked = %v, want %v", got, want)
+		}
+		return nil
+	}
+}
+
+func condition(st *v1alpha1.VendorPolicyStatus, typ string) metav1.Condition {
+	if c := meta.FindStatusCondition(st.Conditions, typ); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+func listed(st *v1alpha1.VendorPolicyStatus) []string {
+	var out []string
+	for _, v := range st.Violations {
+		s := v.WorkloadKind + "/" + v.WorkloadName + "/" + v.Container
+		if v.Excepted {
+			s += " (excepted)"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// digestRef resolves a tag to repository@digest.
+func digestRef(t testing.TB, image string) string {
+	t.Helper()
+	target, err := comps.Engine.Resolve(context.Background(), image, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target.Ref.String()
+}
+
+// bannedEvents returns the BannedVendorSoftware events of ns by involved object kind/name.
+func bannedEvents(ns string) (map[string]int32, error) {
+	var evs corev1.EventList
+	if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	out := map[string]int32{}
+	for _, e := range evs.Items {
+		if e.Reason == "BannedVendorSoftware" && e.Type == corev1.EventTypeWarning {
+			out[e.InvolvedObject.Kind+"/"+e.InvolvedObject.Name] += e.Count
+		}
+	}
+	return out, nil
+}
+
+// TestAuditConvergence: workloads first, then the policy. The status converges to the right
+// counts and list, with one event per offending workload; fixing a workload lowers the counts
+// and deleting everything makes the policy Compliant.
+func TestAuditConvergence(t *testing.T) {
+	t.Parallel()
+	samples(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	kesl := digestRef(t, keslImage)
+
+	// Deployment web: two pods whose status says they run kesl (no registry call needed)
+	deployment(t, ns, "web", "web-1", keslImage, kesl, 2)
+	// CronJob nightly → Job → pod: Kaspersky Scan Engine from a tarball, tag only
+	cron := workloads["CronJob"](ns, "nightly", scanEngineImage)
+	create(t, cron)
+	job := workloads["Job"](ns, "nightly-29000000", scanEngineImage).(*batchv1.Job)
+	owned(job, cron, "batch/v1", "CronJob")
+	create(t, job)
+	create(t, podOf(ns, "nightly-29000000-x", scanEngineImage, job, "batch/v1", "Job"))
+	// StatefulSet db: clean
+	sts := workloads["StatefulSet"](ns, "db", cleanImage)
+	create(t, sts)
+	create(t, podOf(ns, "db-0", cleanImage, sts, "apps/v1", "StatefulSet"))
+	// DaemonSet agent: kesl pinned by digest in the spec
+	ds := workloads["DaemonSet"](ns, "agent", kesl)
+	create(t, ds)
+	create(t, podOf(ns, "agent-q7", kesl, ds, "apps/v1", "DaemonSet"))
+	// a bare pod, and one that has finished (it runs nothing)
+	create(t, podOf(ns, "debug", keslImage, nil, "", ""))
+	done := podOf(ns, "finished", keslImage, nil, "", "")
+	create(t, done)
+	done.Status.Phase = corev1.PodSucceeded
+	if err := k8s.Status().Update(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	got := waitStatus(t, p.Name, 60*time.Second, wantCounts(counts{5, 4, 5, 2, 0}))
+	t.Logf("converged in %s", time.Since(start).Round(time.Millisecond))
+	st := &got.Status
+	want := []string{"CronJob/nightly/app", "DaemonSet/agent/app", "Deployment/web/app", "Pod/debug/app"}
+	if !slices.Equal(listed(st), want) || st.Truncated {
+		t.Errorf("violations %q (truncated %v), want %q", listed(st), st.Truncated, want)
+	}
+	for _, v := range st.Violations {
+		if v.Namespace != ns || v.Vendor != kasperskyVendor || v.Evidence == "" || !strings.HasPrefix(v.Digest, "sha256:") || v.Pod == "" {
+			t.Errorf("incomplete violation %+v", v)
+		}
+		if v.WorkloadKind == "Deployment" && (v.Pod != "web-1-0" || v.Package != "kesl 12.1.0-1187" || v.Image != keslImage) {
+			t.Errorf("Deployment violation %+v", v)
+		}
+		if v.WorkloadKind == "CronJob" && !strings.Contains(v.Evidence, "/opt/kaspersky/ScanEngine") {
+			t.Errorf("tarball install evidence %q", v.Evidence)
+		}
+	}
+	if c := condition(st, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.VendorPolicyViolationsReason || c.ObservedGeneration != got.Generation {
+		t.Errorf("Compliant = %+v", c)
+	}
+	if c := condition(st, v1alpha1.VendorPolicyReadyCondition); c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.VendorPolicyCompiledReason {
+		t.Errorf("Ready = %+v", c)
+	}
+	if st.Action != v1alpha1.ActionAudit || st.NextAction != "" || st.NextActionAt != nil || st.LastAuditTime == nil {
+		t.Errorf("action %q next %q at %v, lastAuditTime %v", st.Action, st.NextAction, st.NextActionAt, st.LastAuditTime)
+	}
+	if n := testutil.ToFloat64(metrics.Violations.WithLabelValues(p.Name, ns, kasperskyVendor)); n != 5 {
+		t.Errorf("embargo_violations = %v, want 5", n)
+	}
+	wantEvents := map[string]int32{"Deployment/web": 1, "CronJob/nightly": 1, "DaemonSet/agent": 1, "Pod/debug": 1}
+	eventually(t, 10*time.Second, func() error {
+		evs, err := bannedEvents(ns)
+		if err != nil {
+			return err
+		}
+		if len(evs) != len(wantEvents) {
+			return fmt.Errorf("events %v, want %v", evs, wantEvents)
+		}
+		return nil
+	})
+
+	// fix the Deployment: a new ReplicaSet with the clean image replaces the kesl pods
+	deployment(t, ns, "web", "web-2", cleanImage, "", 2)
+	for i := range 2 {
+		if err := k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("web-1-%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = waitStatus(t, p.Name, 30*time.Second, wantCounts(counts{3, 3, 3, 2, 0}))
+	if want := []string{"CronJob/nightly/app", "DaemonSet/agent/app", "Pod/debug/app"}; !slices.Equal(listed(&got.Status), want) {
+		t.Errorf("after the fix: %q, want %q", listed(&got.Status), want)
+	}
+	if n := testutil.ToFloat64(metrics.Violations.WithLabelValues(p.Name, ns, kasperskyVendor)); n != 3 {
+		t.Errorf("embargo_violations = %v, want 3", n)
+	}
+
+	// events stay once per workload and digest, however many audits ran
+	evs, err := bannedEvents(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range wantEvents {
+		if evs[k] != want {
+			t.Errorf("events for %s: %d, want %d (all: %v)", k, evs[k], want, evs)
+		}
+	}
+
+	deleteAllPods(t, ns)
+	got = waitStatus(t, p.Name, 30*time.Second, wantCounts(counts{}))
+	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.VendorPolicyNoViolationsReason {
+		t.Errorf("Compliant after deleting everything = %+v", c)
+	}
+	if len(got.Status.Violations) != 0 {
+		t.Errorf("violations left: %q", listed(&got.Status))
+	}
+}
+
+// TestAuditRolloutStep: the effective action flips when a rollout step's date passes. The first
+// step is seconds away and nothing triggers the auditor: it must have requeued itself for that
+// date. The second is a month away: the clock jumps and an unrelated change triggers an audit.
+// Moves the clock: not parallel.
+func TestAuditRolloutStep(t *testing.T) {
+	samples(t)
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	create(t, podOf(ns, "kesl", keslImage, nil, "", ""))
+
+	defer clock.SetTime(testStart)
+	now := clock.Now()
+	warnAt := now.Add(3 * time.Second).Truncate(time.Second)
+	denyAt := now.AddDate(0, 1, 0).Truncate(time.Second)
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{
+		Action: v1alpha1.ActionAudit,
+		Rollout: []v1alpha1.RolloutStep{
+			{Action: v1alpha1.ActionWarn, From: metav1.NewTime(warnAt)},
+			{Action: v1alpha1.ActionDeny, From: metav1.NewTime(denyAt)},
+		},
+	})
+	waitStatus(t, p.Name, 60*time.Second, func(st *v1alpha1.VendorPolicyStatus) error {
+		if err := wantCounts(counts{1, 1, 1, 1, 0})(st); err != nil {
+			return err
+		}
+		if st.Action != v1alpha1.ActionAudit || st.NextAction != v1alpha1.ActionWarn || st.NextActionAt == nil || !st.NextActionAt.Time.Equal(warnAt) {
+			return errors.New("want Audit now, Warn next at " + warnAt.String())
+		}
+		return nil
+	})
+
+	clock.SetTime(warnAt)
+	start := time.Now()
+	waitStatus(t, p.Name, 15*time.Second, func(st *v1alpha1.VendorPolicyStatus) error {
+		if st.Action != v1alpha1.ActionWarn || st.NextAction != v1alpha1.ActionDeny || st.NextActionAt == nil || !st.NextActionAt.Time.Equal(denyAt) {
+			return errors.New("want Warn now, Deny next at " + denyAt.String())
+		}
+		return nil
+	})
+	flipped := waitStatus(t, p.Name, time.Second, func(*v1alpha1.VendorPolicyStatus) error { return nil })
+	t.Logf("step passed; status flipped %s later with no trigger", time.Since(start).Round(time.Millisecond))
+
+	// a minute on, an audit that finds the same writes nothing, not even lastAuditTime
+	clock.SetTime(warnAt.Add(time.Minute))
+	poke(t, p.Name)
+	time.Sleep(3 * time.Second)
+	same := waitStatus(t, p.Name, time.Second, func(*v1alpha1.VendorPolicyStatus) error { return nil })
+	if !same.Status.LastAuditTime.Equal(flipped.Status.LastAuditTime) {
+		t.Errorf("a re-audit that found the same rewrote the status: lastAuditTime %v → %v", flipped.Status.LastAuditTime, same.Status.LastAuditTime)
+	}
+
+	clock.SetTime(denyAt.Add(time.Minute))
+	poke(t, p.Name)
+	got := waitStatus(t, p.Name, 15*time.Second, func(st *v1alpha1.VendorPolicyStatus) error {
+		if st.Action != v1alpha1.ActionDeny || st.NextAction != "" || st.NextActionAt != nil {
+			return errors.New("want Deny now and no next step")
+		}
+		return nil
+	})
+	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); !strings.Contains(c.Message, "action now: Deny") {
+		t.Errorf("Compliant message %q does not give the action", c.Message)
+	}
+}
+
+// TestAuditExceptionExpiry: an excepted workload is listed, not counted, until the exception
+// expires; then it is a violation, without any trigger but the auditor's own requeue.
+// Moves the clock: not parallel.
+func TestAuditExceptionExpiry(t *testing.T) {
+	samples(t)
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	create(t, podOf(ns, "waived", keslImage, nil, "", ""))
+
+	defer clock.SetTime(testStart)
+	expires := clock.Now().Add(3 * time.Second).Truncate(time.Second)
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{
+		Action: v1alpha1.ActionDeny,
+		Exceptions: []v1alpha1.Exception{{
+			Images: []string{reg.Host + "/samples/kesl:*"}, Reason: "waiver W-17-01-007", Expires: &metav1.Time{Time: expires},
+		}},
+	})
+	got := waitStatus(t, p.Name, 60*time.Second, wantCounts(counts{0, 0, 0, 0, 0}))
+	if want := []string{"Pod/waived/app (excepted)"}; !slices.Equal(listed(&got.Status), want) {
+		t.Errorf("violations %q, want %q", listed(&got.Status), want)
+	}
+	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionTrue {
+		t.Errorf("Compliant while excepted = %+v", c)
+	}
+
+	clock.SetTime(expires)
+	got = waitStatus(t, p.Name, 15*time.Second, wantCounts(counts{1, 1, 1, 1, 0}))
+	if want := []string{"Pod/waived/app"}; !slices.Equal(listed(&got.Status), want) {
+		t.Errorf("after expiry %q, want %q", listed(&got.Status), want)
+	}
+	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionFalse {
+		t.Errorf("Compliant after expiry = %+v", c)
+	}
+}
+
+// TestAuditUnreachableImage: an image deleted from its registry marks its ImageScan Failed with
+// the reason and backs off instead of retrying hot; a tag that does not resolve has no digest
+// at all. Both count as unchecked images.
+func TestAuditUnreachableImage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	repo := "unreachable/" + ns
+	img, err := variant(true, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := reg.Push(repo+":1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	// six pods of the deleted image at once, and one of a tag that never existed
+	create(t, podOf(ns, "no-such-tag", reg.Ref("nowhere/"+ns+":1"), nil, "", ""))
+	var gonePods []*corev1.Pod
+	for i := range 6 {
+		p := podOf(ns, fmt.Sprintf("deleted-image-%d", i), gone, nil, "", "")
+		create(t, p)
+		gonePods = append(gonePods, p)
+	}
+
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	got := waitStatus(t, p.Name, 60*time.Second, wantCounts(counts{0, 0, 0, 0, 2}))
+	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionUnknown || c.Reason != v1alpha1.VendorPolicyUncheckedReason {
+		t.Errorf("Compliant with unchecked images = %+v", c)
+	}
+
+	digest := gone[strings.Index(gone, "@")+1:]
+	var is v1alpha1.ImageScan
+	eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
+			return err
+		}
+		if is.Status.Phase != v1alpha1.ImageScanFailed {
+			return fmt.Errorf("phase %q", is.Status.Phase)
+		}
+		return nil
+	})
+	c := meta.FindStatusCondition(is.Status.Conditions, v1alpha1.ImageScanScannedCondition)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ImageScanNotFoundReason || is.Status.Message == "" {
+		t.Errorf("ImageScan status: %+v", is.Status)
+	}
+	if is.Status.Failures != 1 || reg.ManifestGets(repo) != 1 {
+		t.Errorf("six pods of one missing image: %d failures, %d manifest GETs; want one attempt", is.Status.Failures, reg.ManifestGets(repo))
+	}
+
+	// the kubelet reports the pods running that digest: the audit looks again, but within the
+	// backoff it neither pulls nor counts a failure (status updates do not pass admission)
+	for _, p := range gonePods {
+		setRunning(t, p, gone)
+	}
+	time.Sleep(3 * time.Second)
+	if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
+		t.Fatal(err)
+	}
+	if is.Status.Failures != 1 || reg.ManifestGets(repo) != 1 {
+		t.Errorf("retried within the backoff: %d failures, %d manifest GETs", is.Status.Failures, reg.ManifestGets(repo))
+	}
+	waitStatus(t, p.Name, 15*time.Second, wantCounts(counts{0, 0, 0, 0, 2}))
+}
+
+// variant is a small Debian-like image, unique by id, with kesl installed when kesl is true.
+func variant(kesl bool, id string) (v1.Image, error) {
+	pkgs := []ti.Deb{{Name: "base-files", Version: "12.4", Maintainer: "Santiago Vila <sanvila@debian.org>"}}
+	if kesl {
+		pkgs = append(pkgs, ti.Deb{Name: "kesl", Version: "12.1.0-1187", Maintainer: ti.KasperskyMaintainer})
+	}
+	return ti.FromFiles([]ti.File{ti.OSRelease("debian", "12"), ti.DpkgStatus(pkgs...), {Path: "/etc/embargo-test-id", Content: []byte(id + "\n")}})
+}
+
+// Scale of TestAuditScale; EMBARGO_SCALE_PODS and EMBARGO_SCALE_IMAGES override (hack/audit-scale.sh).
+func scaleParams() (pods, images int) {
+	pods, images = 1000, 50
+	if n, err := strconv.Atoi(os.Getenv("EMBARGO_SCALE_PODS")); err == nil && n > 0 {
+		pods = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("EMBARGO_SCALE_IMAGES")); err == nil && n > 0 {
+		images = n
+	}
+	return pods, images
+}
+
+// TestAuditScale: 1,000 pods over 50 images cost exactly 50 scans, one manifest pull per image.
+// Half the pods report their digest in status.imageID, half name a tag only. Every fifth image
+// carries kesl. Reports the time to converged status and the peak memory of the process.
+func TestAuditScale(t *testing.T) {
+	t.Parallel()
+	nPods, nImages := scaleParams()
+	ctx := context.Background()
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+
+	tags := make([]string, nImages)
+	digests := make([]string, nImages)
+	for i := range nImages {
+		img, err := variant(i%5 == 0, fmt.Sprintf("%s-%d", ns, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo := fmt.Sprintf("scale-%s/img-%d", ns, i)
+		if digests[i], err = reg.Push(repo+":1", img); err != nil {
+			t.Fatal(err)
+		}
+		tags[i] = reg.Ref(repo + ":1")
+	}
+	wantViolating := 0
+	for i := range nPods {
+		if (i%nImages)%5 == 0 {
+			wantViolating++
+		}
+	}
+	wantImages := (nImages + 4) / 5
+
+	mem := watchMemory()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= nPods {
+					return
+				}
+				p := podOf(ns, fmt.Sprintf("p-%04d", i), tags[i%nImages], nil, "", "")
+				if err := k8s.Create(ctx, p); err != nil {
+					errs <- err
+					return
+				}
+				if i%2 == 0 {
+					p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: p.Spec.Containers[0].Image, ImageID: digests[i%nImages]}}
+					if err := k8s.Status().Update(ctx, p); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	created := time.Since(start)
+
+	policyAt := time.Now()
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	got := waitStatus(t, p.Name, 5*time.Minute, wantCounts(counts{wantViolating, wantViolating, wantViolating, wantImages, 0}))
+	converged := time.Since(start)
+	fromPolicy := time.Since(policyAt)
+	peakHeap, hwm := mem()
+
+	if len(got.Status.Violations) != 50 || !got.Status.Truncated {
+		t.Errorf("listed %d violations (truncated %v), want 50 and truncated", len(got.Status.Violations), got.Status.Truncated)
+	}
+	scans := 0
+	for i := range nImages {
+		repo := fmt.Sprintf("scale-%s/img-%d", ns, i)
+		gets := reg.ManifestGets(repo)
+		scans += gets
+		if gets != 1 {
+			t.Errorf("%s: %d manifest GETs, want 1", repo, gets)
+		}
+	}
+	var list v1alpha1.ImageScanList
+	if err := k8s.List(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	scanned := 0
+	for _, is := range list.Items {
+		if strings.Contains(is.Spec.Image, "scale-"+ns+"/") && is.Status.Phase == v1alpha1.ImageScanScanned {
+			scanned++
+		}
+	}
+	if scanned != nImages {
+		t.Errorf("%d ImageScans Scanned, want %d", scanned, nImages)
+	}
+	size := len(fmt.Sprint(got.Status))
+	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s (since policy %s) peak_heap=%dMiB peak_rss=%dMiB status≈%dKiB",
+		nPods, nImages, scans, wantViolating, created.Round(time.Millisecond), converged.Round(time.Millisecond), fromPolicy.Round(time.Millisecond),
+		peakHeap>>20, hwm>>20, size>>10)
+}
+
+// watchMemory samples the Go heap until the returned function is called, and resets the
+// kernel's peak-RSS mark so VmHWM covers this test only (best effort: other parallel tests and
+// the rest of the process share it).
+func watchMemory() func() (peakHeap, peakRSS uint64) {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(stop)
+		<-done
+		return peak.Load(), vmHWM()
+	}
+}
+
+func vmHWM() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
