@@ -46,13 +46,16 @@ envtest-assets: ## kube-apiserver, etcd, kubectl, helm built from the Go module 
 verify: generate manifests ## fails when generated files are stale or code is not gofmt-ed
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@big=$$(git ls-files -z | xargs -0 -r du -k 2>/dev/null | awk '$$1 > 1024 {print $$2}'); \
+		test -z "$$big" || { echo "tracked files over 1 MiB (binaries? data a script can make?): $$big"; exit 1; }
 
 test: verify vet envtest-assets build ## everything CI runs
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) \
 		$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
 
-bench: ## the engine and handler benchmarks
+bench: envtest-assets ## the engine and handler benchmarks; hack/bench-vs-syft.sh and hack/loadtest.sh for the CLI and the webhook
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/scan/
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test -run '^$$' -bench HandleWarmCache -benchmem ./test/integration/
 
 test-e2e: envtest-assets build ## the end-to-end tests alone: real apiserver, chart, kubectl, helm, bin/manager, bin/embargo, the demo
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) \
