@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // podSpecPaths says where each admitted kind keeps its PodSpec. One handler serves them all.
@@ -30,42 +29,43 @@ type workload struct {
 	Spec   corev1.PodSpec
 }
 
-// decodeWorkload reads the object of kind from raw JSON.
+// decodeWorkload reads the object of kind from raw JSON. It walks to the pod spec through raw
+// messages and decodes only the metadata and the spec: the admission hot path.
 func decodeWorkload(kind string, raw []byte) (*workload, error) {
 	path, ok := podSpecPaths[kind]
 	if !ok {
 		return nil, fmt.Errorf("kind %s carries no pod template Embargo knows", kind)
 	}
-	var obj map[string]any
+	var obj struct {
+		Metadata struct {
+			Name         string            `json:"name"`
+			GenerateName string            `json:"generateName"`
+			Labels       map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec json.RawMessage `json:"spec"`
+	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
 	}
-	w := &workload{}
-	if md, ok := obj["metadata"].(map[string]any); ok {
-		w.Name, _ = md["name"].(string)
-		if w.Name == "" {
-			w.Name, _ = md["generateName"].(string)
-		}
-		if ls, ok := md["labels"].(map[string]any); ok {
-			w.Labels = make(map[string]string, len(ls))
-			for k, v := range ls {
-				w.Labels[k], _ = v.(string)
-			}
-		}
+	w := &workload{Name: obj.Metadata.Name, Labels: obj.Metadata.Labels}
+	if w.Name == "" {
+		w.Name = obj.Metadata.GenerateName
 	}
-	var cur any = obj
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
+	cur := obj.Spec
+	for _, p := range path[1:] {
+		if len(cur) == 0 || string(cur) == "null" {
 			return w, nil // no template (yet): nothing to check
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(cur, &m); err != nil {
+			return nil, fmt.Errorf("decoding %s: %s: %w", kind, p, err)
 		}
 		cur = m[p]
 	}
-	spec, ok := cur.(map[string]any)
-	if !ok {
+	if len(cur) == 0 || string(cur) == "null" {
 		return w, nil
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &w.Spec); err != nil {
+	if err := json.Unmarshal(cur, &w.Spec); err != nil {
 		return nil, fmt.Errorf("decoding the pod spec of %s: %w", kind, err)
 	}
 	return w, nil

@@ -45,9 +45,14 @@ var Catalogers = []string{
 // Generator runs syft on pulled images. Build one per process: the license scanner syft needs
 // costs seconds and hundreds of MiB to build, so it is built here once and shared.
 type Generator struct {
-	values  context.Context
 	cfg     *syft.CreateSBOMConfig
 	tempDir string
+
+	// values holds the license scanner once built; ready is closed then. It is built in the
+	// background so that a first scan's pull overlaps it (it costs a second or more).
+	ready     chan struct{}
+	values    context.Context
+	valuesErr error
 }
 
 // NewGenerator builds the shared syft state. Temporary layer files go under tempDir ("" for
@@ -60,10 +65,6 @@ func NewGenerator(tempDir string) (*Generator, error) {
 	cfg.Relationships = cataloging.RelationshipsConfig{}
 	cfg.Unknowns = cataloging.UnknownsConfig{}
 	cfg.Licenses.IncludeContent = ""
-	values, err := syft.SetContextLicenseScanner(context.Background(), cfg.Licenses)
-	if err != nil {
-		return nil, fmt.Errorf("building syft's license scanner: %w", err)
-	}
 	if tempDir == "" {
 		tempDir = os.TempDir()
 	}
@@ -71,7 +72,15 @@ func NewGenerator(tempDir string) (*Generator, error) {
 	if tempDir != os.TempDir() {
 		removeStale(os.TempDir()) // stereoscope's own temp dirs
 	}
-	return &Generator{values: values, cfg: cfg, tempDir: tempDir}, nil
+	g := &Generator{cfg: cfg, tempDir: tempDir, ready: make(chan struct{})}
+	go func() {
+		defer close(g.ready)
+		g.values, g.valuesErr = syft.SetContextLicenseScanner(context.Background(), cfg.Licenses)
+		if g.valuesErr != nil {
+			g.valuesErr = fmt.Errorf("building syft's license scanner: %w", g.valuesErr)
+		}
+	}()
+	return g, nil
 }
 
 // tempPrefix names a scan's directories after the process, so a sweep at start removes only
@@ -146,6 +155,14 @@ func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformIm
 		return Result{}, err
 	}
 
+	select {
+	case <-g.ready:
+	case <-ctx.Done():
+		return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: ctx.Err()}
+	}
+	if g.valuesErr != nil {
+		return Result{}, g.valuesErr
+	}
 	src := stereoscopesource.New(img, stereoscopesource.ImageConfig{Reference: ref})
 	s, err := syft.CreateSBOM(withValues{Context: ctx, values: g.values}, src, g.cfg)
 	if err != nil {

@@ -54,7 +54,8 @@ type Engine struct {
 	bg    chan struct{}
 }
 
-// New builds the engine, including syft's shared state (about a second).
+// New builds the engine. syft's shared state (a second or more) is built in the background and
+// overlaps the first pull.
 func New(opts Options) (*Engine, error) {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = 2
