@@ -63,27 +63,26 @@ log "image $REF ($PACKAGES packages, $BYTES content bytes)"
 export SYFT_REGISTRY_INSECURE_USE_HTTP=true SYFT_CHECK_FOR_APP_UPDATE=false
 export TMPDIR="${TMPDIR:-/tmp}"
 
-now_ns() { date +%s%N; }
-
-# run_embargo and run_syft print the wall time of one run in milliseconds.
+# run_embargo and run_syft print "wall_ms cpu_ms" (cpu: user+sys of the process and its
+# children) of one run; on a shared machine CPU time is the steadier of the two.
+TIMEFORMAT='%R %U %S'
+timed() { awk '{printf "%d %d\n", $1*1000, ($2+$3)*1000}' "$WORK/time"; }
 run_embargo() {
-	local start end rc=0
-	start=$(now_ns)
-	bin/embargo scan --insecure "$REF" -o json >"$WORK/embargo.json" 2>"$WORK/embargo.err" || rc=$?
-	end=$(now_ns)
+	local rc=0
+	{ time bin/embargo scan --insecure "$REF" -o json >"$WORK/embargo.json" 2>"$WORK/embargo.err" || rc=$?; } 2>"$WORK/time"
 	# 1 is the expected answer (a Deny finding: kesl); only 2 is an error.
 	if [[ $rc -ne 1 ]]; then
 		log "embargo exited $rc, want 1 (a finding):"; cat "$WORK/embargo.err" >&2; exit 1
 	fi
-	echo $(((end - start) / 1000000))
+	timed
 }
 run_syft() {
-	local start end
-	start=$(now_ns)
-	"$SYFT" scan "registry:$REF" -o json -q >"$WORK/syft.json" 2>"$WORK/syft.err" ||
-		{ log "syft failed:"; cat "$WORK/syft.err" >&2; exit 1; }
-	end=$(now_ns)
-	echo $(((end - start) / 1000000))
+	local rc=0
+	{ time "$SYFT" scan "registry:$REF" -o json -q >"$WORK/syft.json" 2>"$WORK/syft.err" || rc=$?; } 2>"$WORK/time"
+	if [[ $rc -ne 0 ]]; then
+		log "syft exited $rc:"; cat "$WORK/syft.err" >&2; exit 1
+	fi
+	timed
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -95,20 +94,22 @@ if command -v jq >/dev/null; then
 	log "embargo: $(jq '[.results[].packageCount] | add' "$WORK/embargo.json") packages, $(jq '[.results[].findings | length] | add' "$WORK/embargo.json") findings; syft: $(jq '.artifacts | length' "$WORK/syft.json") packages"
 fi
 
-E=() S=()
+EW=() EC=() SW=() SC=()
 for i in $(seq "$N"); do
 	# Alternate the order so neither tool always runs on a cooler machine.
 	if ((i % 2)); then
-		E+=("$(run_embargo)"); S+=("$(run_syft)")
+		read -r ew ec < <(run_embargo); read -r sw sc < <(run_syft)
 	else
-		S+=("$(run_syft)"); E+=("$(run_embargo)")
+		read -r sw sc < <(run_syft); read -r ew ec < <(run_embargo)
 	fi
-	log "run $i/$N: embargo ${E[-1]} ms, syft ${S[-1]} ms"
+	EW+=("$ew") EC+=("$ec") SW+=("$sw") SC+=("$sc")
+	log "run $i/$N: embargo ${ew} ms wall ${ec} ms cpu; syft ${sw} ms wall ${sc} ms cpu"
 done
 
-em="$(printf '%s\n' "${E[@]}" | median)"
-sm="$(printf '%s\n' "${S[@]}" | median)"
-printf '%-8s %8s %s\n' tool median_ms "runs_ms"
-printf '%-8s %8s %s\n' embargo "$em" "${E[*]}"
-printf '%-8s %8s %s\n' "syft" "$sm" "${S[*]}"
-awk -v e="$em" -v s="$sm" -v n="$N" -v v="$SYFT_VERSION" 'BEGIN {printf "ratio embargo/syft %s: %.2f (median of %d runs each, target <= 0.50)\n", v, e/s, n}'
+m() { printf '%s\n' "$@" | median; }
+ewm="$(m "${EW[@]}")" ecm="$(m "${EC[@]}")" swm="$(m "${SW[@]}")" scm="$(m "${SC[@]}")"
+printf '%-8s %14s %13s  %s\n' tool median_wall_ms median_cpu_ms "wall_ms of each run"
+printf '%-8s %14s %13s  %s\n' embargo "$ewm" "$ecm" "${EW[*]}"
+printf '%-8s %14s %13s  %s\n' syft "$swm" "$scm" "${SW[*]}"
+awk -v ew="$ewm" -v sw="$swm" -v ec="$ecm" -v sc="$scm" -v n="$N" -v v="$SYFT_VERSION" 'BEGIN {
+	printf "ratio embargo/syft %s: wall %.2f, cpu %.2f (medians of %d runs each; target wall <= 0.50)\n", v, ew/sw, ec/sc, n }'
