@@ -62,7 +62,8 @@ test-e2e: envtest-assets build ## the end-to-end tests alone: real apiserver, ch
 		$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./test/e2e/
 
 demo: envtest-assets build ## a local cluster with Embargo, sample images, policies and workloads; Ctrl-C ends it
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) $(GO) run ./hack/demo
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) $(BIN)/demo
 
 clean:
 	rm -rf $(BIN)

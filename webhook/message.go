@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -40,9 +41,14 @@ func (d *decision) observe(a v1alpha1.Action) {
 }
 
 func (d *decision) add(c *policy.Compiled, v policy.Verdict, ref containerRef, t registry.Target, next *policy.Step) {
+	// a package names what to remove better than the files it owns: packages first
+	findings := slices.Clone(v.Findings)
+	slices.SortStableFunc(findings, func(a, b match.Finding) int {
+		return boolRank(a.Package == nil) - boolRank(b.Package == nil)
+	})
 	switch v.Action {
 	case v1alpha1.ActionDeny:
-		for _, f := range v.Findings {
+		for _, f := range findings {
 			d.denials = append(d.denials, fmt.Sprintf("%s %q image %s (%s): %s", ref.Kind, ref.Name, ref.Image, shortHash(t.Digest.String()), describe(f)))
 		}
 		d.policies = appendUnique(d.policies, c.Name)
@@ -50,17 +56,21 @@ func (d *decision) add(c *policy.Compiled, v policy.Verdict, ref containerRef, t
 			d.basis = appendUnique(d.basis, b)
 		}
 	case v1alpha1.ActionWarn:
-		f := v.Findings[0]
-		w := fmt.Sprintf("embargo: %s %q: %s %s (%s)", ref.Kind, ref.Name, f.Vendor, f.Package.String(), f.Evidence[0].Field)
+		f := findings[0]
+		what := f.Package.String()
 		if f.Package == nil {
-			w = fmt.Sprintf("embargo: %s %q: %s %s", ref.Kind, ref.Name, f.Vendor, f.Evidence[0].Value)
+			what = f.Evidence[0].Value
 		}
+		head := fmt.Sprintf("embargo: %s %q (%s): ", ref.Kind, ref.Name, lastSegment(ref.Image))
+		body := what + " from " + f.Vendor
+		tail := "; policy " + c.Name
 		if next != nil && next.Action == v1alpha1.ActionDeny {
-			w += fmt.Sprintf("; denied from %s", next.From.UTC().Format("2006-01-02"))
-		} else {
-			w += fmt.Sprintf("; policy %s", c.Name)
+			tail = "; denied from " + next.From.UTC().Format("2006-01-02")
 		}
-		d.warn(w)
+		if room := maxWarning - len(head) - len(tail); len(body) > room && room > 10 {
+			body = body[:room-3] + "..."
+		}
+		d.warn(head + body + tail)
 	case v1alpha1.ActionAudit:
 		d.audited = true
 	}
@@ -124,7 +134,7 @@ func (d *decision) response() admission.Response {
 		d.kind, d.namespace, d.name, strings.Join(d.policies, ", "))
 	tail := ""
 	if len(d.basis) > 0 {
-		tail = " Basis: " + clip(d.basis[0], 160) + "."
+		tail = " Basis: " + citation(d.basis[0]) + "."
 	}
 	tail += " Remove it, or add a spec.exceptions entry with a reason."
 	var b strings.Builder
@@ -142,6 +152,37 @@ func (d *decision) response() admission.Response {
 	resp := admission.Denied(clip(b.String(), maxMessage+200))
 	resp.Warnings = d.warnings
 	return resp
+}
+
+// citation is the instrument and date of a basis line: the text before its first ": ", or its
+// first words.
+func citation(basis string) string {
+	if i := strings.Index(basis, ": "); i > 0 && i <= 160 {
+		return basis[:i]
+	}
+	if len(basis) <= 160 {
+		return strings.TrimSuffix(basis, ".")
+	}
+	cut := strings.LastIndex(basis[:157], " ")
+	if cut < 40 {
+		cut = 157
+	}
+	return basis[:cut] + "..."
+}
+
+// lastSegment shortens an image reference to its last path segment: "team/app:1.2".
+func lastSegment(image string) string {
+	if i := strings.LastIndex(image, "/"); i >= 0 {
+		return image[i+1:]
+	}
+	return image
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func clip(s string, n int) string {

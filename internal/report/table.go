@@ -85,8 +85,12 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(r.Results) == 1 {
 		targets = "target"
 	}
-	fmt.Fprintf(bw, "\n%d %s scanned: %d deny, %d warn, %d audit, %d excepted, %d errors\n",
-		len(r.Results), targets, s.Deny, s.Warn, s.Audit, s.Excepted, s.Errors)
+	errs := "errors"
+	if s.Errors == 1 {
+		errs = "error"
+	}
+	fmt.Fprintf(bw, "\n%d %s scanned: %d deny, %d warn, %d audit, %d excepted, %d %s\n",
+		len(r.Results), targets, s.Deny, s.Warn, s.Audit, s.Excepted, s.Errors, errs)
 	return bw.Flush()
 }
 
