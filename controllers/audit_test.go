@@ -399,3 +399,34 @@ func TestReconcileWritesOnce(t *testing.T) {
 		t.Errorf("event %q", e)
 	}
 }
+
+// TestReconcileInvalidPolicy: a policy that does not compile (one that slipped past admission,
+// or whose catalog entry a new version dropped) reports why in Ready and enforces nothing.
+func TestReconcileInvalidPolicy(t *testing.T) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vp := &v1alpha1.VendorPolicy{ObjectMeta: metav1.ObjectMeta{Name: "typo", Generation: 2},
+		Spec: v1alpha1.VendorPolicySpec{Vendors: []v1alpha1.VendorSelector{{Catalog: "kasperski"}}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vp).WithStatusSubresource(&v1alpha1.VendorPolicy{}).Build()
+	r := &PolicyAuditor{Client: c, Policies: &policy.Set{Reader: c, Catalog: catalog.Default()}, Records: records{},
+		Clock: clocktesting.NewFakePassiveClock(auditNow), Recorder: record.NewFakeRecorder(1)}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "typo"}}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.VendorPolicy
+	if err := c.Get(context.Background(), req.NamespacedName, &got); err != nil {
+		t.Fatal(err)
+	}
+	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.VendorPolicyReadyCondition)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.VendorPolicyInvalidReason || !strings.Contains(ready.Message, `"kasperski"`) {
+		t.Errorf("Ready = %+v", ready)
+	}
+	if got.Status.ObservedGeneration != 2 || got.Status.Action != "" {
+		t.Errorf("status %+v", got.Status)
+	}
+}

@@ -162,8 +162,17 @@ func (r *PodScanner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			continue
 		}
 		// One flight per digest: callers sharing it share its outcome, so a failure is
-		// counted once however many pods run the image.
-		v, err, _ := r.flights.Do(digest, func() (any, error) { return r.scan(ctx, t, kc) })
+		// counted once however many pods run the image. A caller that checked just before
+		// the previous flight landed looks again inside its own.
+		v, err, _ := r.flights.Do(digest, func() (any, error) {
+			if d := r.retries.wait(digest, r.now()); d > 0 {
+				return d, nil
+			}
+			if _, ok := r.Engine.Lookup(ctx, digest); ok {
+				return time.Duration(0), nil
+			}
+			return r.scan(ctx, t, kc)
+		})
 		if err != nil {
 			errs = append(errs, err)
 			continue

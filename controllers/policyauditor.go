@@ -177,7 +177,12 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if i := slices.IndexFunc(invalid, func(b policy.Invalid) bool { return b.Policy.Name == vp.Name }); i >= 0 {
 		r.forget(vp.Name)
 		st := invalidStatus(&vp.Status, vp.Generation, invalid[i].Err, now)
-		return ctrl.Result{}, r.writeStatus(ctx, &vp, st, now)
+		if err := r.writeStatus(ctx, &vp, st, now); err != nil && !apierrors.IsConflict(err) {
+			return ctrl.Result{}, err
+		} else if err != nil {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, nil // a spec change brings it back
 	}
 	i := slices.IndexFunc(compiled, func(c *policy.Compiled) bool { return c.Name == vp.Name })
 	if i < 0 { // created after the lister's read; its own event follows
@@ -191,14 +196,15 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	}
 	ev := evaluate(c, pods, nsLabels, r.Exempt, r.recordsFor(ctx), now)
 	st := auditStatus(&vp.Status, vp.Generation, c, ev, now)
+	// metrics and events first: whoever sees the new status finds them consistent
+	r.setMetrics(ctx, vp.Name, ev)
+	r.report(vp.Name, c, ev, st.Action)
 	if err := r.writeStatus(ctx, &vp, st, now); err != nil {
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	r.report(vp.Name, c, ev, st.Action)
-	r.setMetrics(ctx, vp.Name, ev)
 
 	after := requeueAfter(c, now, r.Resync)
 	log.V(1).Info("audited", logKeyPolicy, vp.Name, "violations", ev.Total, "unchecked", ev.Unchecked, "requeueAfter", after.String())

@@ -176,16 +176,16 @@ type VendorPolicyStatus struct {
 	TotalViolations int `json:"totalViolations"`
 	// ViolatingWorkloads counts distinct top-level workloads.
 	// +optional
-	ViolatingWorkloads int `json:"violatingWorkloads,omitempty"`
+	ViolatingWorkloads int `json:"violatingWorkloads"`
 	// ViolatingPods counts pods.
 	// +optional
-	ViolatingPods int `json:"violatingPods,omitempty"`
+	ViolatingPods int `json:"violatingPods"`
 	// ViolatingImages counts image digests.
 	// +optional
-	ViolatingImages int `json:"violatingImages,omitempty"`
+	ViolatingImages int `json:"violatingImages"`
 	// UncheckedImages counts images that could not be scanned.
 	// +optional
-	UncheckedImages int `json:"uncheckedImages,omitempty"`
+	UncheckedImages int `json:"uncheckedImages"`
 	// Violations lists up to 50 violations, one per workload and container.
 	// +listType=atomic
 	// +optional

@@ -58,7 +58,8 @@ type Options struct {
 	HelmSet []string
 	// ManagerArgs are extra manager flags.
 	ManagerArgs []string
-	// Registry serves the sample images; when nil Start starts one and pushes Samples.
+	// Registry serves the sample images: nil starts one. Images names the samples already in
+	// it; nil pushes them (PushSamples).
 	Registry *testimage.Registry
 	Images   *Images
 	// Log receives one line per step; nil discards.
@@ -67,9 +68,10 @@ type Options struct {
 
 // Cluster is a running dev cluster. Stop it.
 type Cluster struct {
-	// Dir holds Kubeconfig, the rendered chart and manager logs.
+	// Dir holds Kubeconfig, the rendered chart (Manifests) and manager logs.
 	Dir        string
 	Kubeconfig string
+	Manifests  string
 	Namespace  string
 	// WebhookConfiguration is the chart's ValidatingWebhookConfiguration.
 	WebhookConfiguration string
@@ -84,7 +86,6 @@ type Cluster struct {
 	env        *envtest.Environment
 	ownDir     bool
 	ownReg     bool
-	manifests  string
 	stopOnce   sync.Once
 	kubectlBin string
 	helmBin    string
@@ -260,8 +261,8 @@ func (c *Cluster) install(ctx context.Context) error {
 	if r.ExitCode != 0 {
 		return fmt.Errorf("helm %s: %s", strings.Join(args, " "), r)
 	}
-	c.manifests = filepath.Join(c.Dir, "embargo.yaml")
-	if err := os.WriteFile(c.manifests, []byte(r.Stdout), 0o644); err != nil {
+	c.Manifests = filepath.Join(c.Dir, "embargo.yaml")
+	if err := os.WriteFile(c.Manifests, []byte(r.Stdout), 0o644); err != nil {
 		return err
 	}
 	objs, err := SplitManifests(r.Stdout)
@@ -277,7 +278,7 @@ func (c *Cluster) install(ctx context.Context) error {
 		return errors.New("the rendered chart has no ValidatingWebhookConfiguration")
 	}
 
-	c.logf("kubectl create namespace %s && kubectl apply -f %s", c.Namespace, c.manifests)
+	c.logf("kubectl create namespace %s && kubectl apply -f %s", c.Namespace, c.Manifests)
 	if r := c.Kubectl(ctx, "", "create", "namespace", c.Namespace); r.ExitCode != 0 {
 		return fmt.Errorf("kubectl create namespace: %s", r)
 	}
@@ -388,11 +389,13 @@ func (c *Cluster) Helm(ctx context.Context, stdin string, args ...string) Result
 func (c *Cluster) KubectlPath() string { return c.kubectlBin }
 func (c *Cluster) HelmPath() string    { return c.helmBin }
 
-// Env is the environment for commands against the cluster: KUBECONFIG and helm's directories.
+// Env is the environment for commands against the cluster: KUBECONFIG, and kubectl's and
+// helm's caches inside Dir.
 func (c *Cluster) Env() []string {
 	h := filepath.Join(c.Dir, "helm")
 	return append(os.Environ(),
 		"KUBECONFIG="+c.Kubeconfig,
+		"KUBECACHEDIR="+filepath.Join(c.Dir, "kube-cache"), // not ~/.kube/cache: every cluster has a new port
 		"HELM_CACHE_HOME="+filepath.Join(h, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(h, "config"),
 		"HELM_DATA_HOME="+filepath.Join(h, "data"),

@@ -19,12 +19,13 @@ import (
 // Manager is one bin/manager process on the host.
 type Manager struct {
 	Name string
-	// WebhookPort serves admission over TLS; MetricsPort and ProbePort plain HTTP, all on
-	// 127.0.0.1.
+	// WebhookPort serves admission over TLS with a certificate for 127.0.0.1; MetricsPort and
+	// ProbePort serve plain HTTP on 127.0.0.1.
 	WebhookPort, MetricsPort, ProbePort int
 	// LogFile has the process's stdout and stderr.
 	LogFile string
-	Args    []string
+	// Args are the flags it runs with.
+	Args []string
 
 	bin  string
 	cmd  *exec.Cmd
