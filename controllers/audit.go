@@ -195,6 +195,9 @@ func auditStatus(old *v1alpha1.VendorPolicyStatus, generation int64, c *policy.C
 	}
 	action, next := c.ActionAt(now)
 	st.Action = action
+	if cur := c.StepAt(now); cur != nil {
+		st.ActionSince = &metav1.Time{Time: cur.From}
+	}
 	if next != nil {
 		st.NextAction = next.Action
 		st.NextActionAt = &metav1.Time{Time: next.From}

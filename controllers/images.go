@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"context"
-	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -130,37 +128,12 @@ func (ix *TagIndex) digest(namespace string, c container) string {
 	return ""
 }
 
-// lazyKeychain reads pull secrets only when a registry actually asks for credentials: an image
-// already scanned costs no API call.
-type lazyKeychain struct {
-	once  sync.Once
-	build func() (authn.Keychain, error)
-	kc    authn.Keychain
-	err   error
-}
-
-func (k *lazyKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	k.once.Do(func() { k.kc, k.err = k.build() })
-	if k.err != nil {
-		return nil, fmt.Errorf("reading pull secrets: %w", k.err)
-	}
-	return k.kc.Resolve(r)
-}
-
 func podKeychain(keychains registry.KeychainFunc, pod *corev1.Pod) authn.Keychain {
-	if keychains == nil {
-		return authn.NewMultiKeychain() // anonymous, never the process's default keychain
+	secrets := make([]string, 0, len(pod.Spec.ImagePullSecrets))
+	for _, s := range pod.Spec.ImagePullSecrets {
+		secrets = append(secrets, s.Name)
 	}
-	return &lazyKeychain{build: func() (authn.Keychain, error) {
-		// the scan outlives the reconcile that started it; the keychain is built during the scan
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		secrets := make([]string, 0, len(pod.Spec.ImagePullSecrets))
-		for _, s := range pod.Spec.ImagePullSecrets {
-			secrets = append(secrets, s.Name)
-		}
-		return keychains(ctx, pod.Namespace, pod.Spec.ServiceAccountName, secrets)
-	}}
+	return registry.PodKeychain(keychains, pod.Namespace, pod.Spec.ServiceAccountName, secrets)
 }
 
 // Retry delays after failed scans. Permanent failures (not found, unauthorized, too large) start

@@ -179,13 +179,11 @@ func (h *Handler) selectPolicies(ctx context.Context, namespace string, objLabel
 func (h *Handler) inspect(ctx context.Context, namespace string, spec *corev1.PodSpec, imgs []string) map[string]imageResult {
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
-	kc := &lazyKeychain{build: func() (authn.Keychain, error) {
-		var secrets []string
-		for _, s := range spec.ImagePullSecrets {
-			secrets = append(secrets, s.Name)
-		}
-		return h.Keychains(ctx, namespace, spec.ServiceAccountName, secrets)
-	}}
+	var secrets []string
+	for _, s := range spec.ImagePullSecrets {
+		secrets = append(secrets, s.Name)
+	}
+	kc := registry.PodKeychain(h.Keychains, namespace, spec.ServiceAccountName, secrets)
 	out := make(map[string]imageResult, len(imgs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -219,23 +217,6 @@ func (h *Handler) inspectOne(ctx context.Context, namespace, img string, kc auth
 	}
 	rec, err := h.Engine.Scan(ctx, t, kc, scan.Foreground)
 	return imageResult{target: t, record: rec, err: err}
-}
-
-// lazyKeychain reads pull secrets only when a registry actually asks for credentials, so a
-// cached decision costs no API call.
-type lazyKeychain struct {
-	once  sync.Once
-	build func() (authn.Keychain, error)
-	kc    authn.Keychain
-	err   error
-}
-
-func (k *lazyKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	k.once.Do(func() { k.kc, k.err = k.build() })
-	if k.err != nil {
-		return nil, fmt.Errorf("reading pull secrets: %w", k.err)
-	}
-	return k.kc.Resolve(r)
 }
 
 func shortHash(d string) string {

@@ -165,6 +165,10 @@ type VendorPolicyStatus struct {
 	// Action in force now.
 	// +optional
 	Action Action `json:"action,omitempty"`
+	// ActionSince is when the rollout step in force began (empty when no step has begun and
+	// spec.action applies).
+	// +optional
+	ActionSince *metav1.Time `json:"actionSince,omitempty"`
 	// NextAction is the next rollout step's action.
 	// +optional
 	NextAction Action `json:"nextAction,omitempty"`
@@ -223,6 +227,7 @@ type Violation struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=vp,categories=embargo
 // +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.status.action`
+// +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.actionSince`,description="how long the action has been in force"
 // +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
 // +kubebuilder:printcolumn:name="Violations",type=integer,JSONPath=`.status.totalViolations`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.violatingWorkloads`

@@ -340,6 +340,10 @@ func (in *VendorPolicyStatus) DeepCopyInto(out *VendorPolicyStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.ActionSince != nil {
+		in, out := &in.ActionSince, &out.ActionSince
+		*out = (*in).DeepCopy()
+	}
 	if in.NextActionAt != nil {
 		in, out := &in.NextActionAt, &out.NextActionAt
 		*out = (*in).DeepCopy()

@@ -147,6 +147,17 @@ func (c *Compiled) ActionAt(t time.Time) (v1alpha1.Action, *Step) {
 	return action, nil
 }
 
+// StepAt returns the rollout step in force at t, or nil when spec.action applies.
+func (c *Compiled) StepAt(t time.Time) *Step {
+	var cur *Step
+	for _, s := range c.Spec.Rollout {
+		if !s.From.Time.After(t) && (cur == nil || s.From.Time.After(cur.From)) {
+			cur = &Step{Action: s.Action, From: s.From.Time}
+		}
+	}
+	return cur
+}
+
 // Selects reports whether the policy applies to an object in namespace ns. Namespaces listed in
 // exempt (the manager's own, kube-system) never match.
 func (c *Compiled) Selects(ns string, nsLabels, objLabels map[string]string, exempt []string) bool {

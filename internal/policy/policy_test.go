@@ -648,3 +648,27 @@ func TestDefault(t *testing.T) {
 		t.Error("Default() returns a shared policy")
 	}
 }
+
+func TestStepAt(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2017, 9, 13, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
+	c := &Compiled{Spec: v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit, Rollout: []v1alpha1.RolloutStep{
+		{Action: v1alpha1.ActionDeny, From: metav1.NewTime(day(90))},
+		{Action: v1alpha1.ActionWarn, From: metav1.NewTime(day(30))},
+	}}}
+	cases := map[string]struct {
+		at   time.Time
+		want *Step
+	}{
+		"before any step":      {at: day(29)},
+		"exactly at warn":      {at: day(30), want: &Step{Action: v1alpha1.ActionWarn, From: day(30)}},
+		"between steps":        {at: day(60), want: &Step{Action: v1alpha1.ActionWarn, From: day(30)}},
+		"after deny, unsorted": {at: day(400), want: &Step{Action: v1alpha1.ActionDeny, From: day(90)}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, c.StepAt(tc.at)); diff != "" {
+				t.Errorf("StepAt (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
