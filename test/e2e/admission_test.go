@@ -173,10 +173,10 @@ func TestAuditStatus(t *testing.T) {
 	t.Run("kubectl get vendorpolicies", func(t *testing.T) {
 		out := mustKubectl(t, "", "get", "vendorpolicies")
 		t.Logf("\n%s", out)
-		rows := table(t, out, "NAME", "ACTION", "COMPLIANT", "VIOLATIONS", "WORKLOADS", "NEXT", "AT", "AGE")
+		rows := table(t, out, "NAME", "ACTION", "SINCE", "COMPLIANT", "VIOLATIONS", "WORKLOADS", "NEXT", "AT", "AGE")
 		want := map[string]map[string]string{
 			devcluster.PolicyAuditName: {"ACTION": "Audit", "COMPLIANT": "False", "VIOLATIONS": "1", "WORKLOADS": "1", "NEXT": "", "AT": ""},
-			devcluster.PolicyDenyName:  {"ACTION": "Deny", "COMPLIANT": "True", "VIOLATIONS": "0", "WORKLOADS": "", "NEXT": ""},
+			devcluster.PolicyDenyName:  {"ACTION": "Deny", "SINCE": "", "COMPLIANT": "True", "VIOLATIONS": "0", "WORKLOADS": "0", "NEXT": ""},
 			devcluster.PolicyRolloutName: {"ACTION": "Audit", "COMPLIANT": "True", "VIOLATIONS": "0", "NEXT": "Warn",
 				"AT": issued.AddDate(0, 0, 30).Format(time.RFC3339)},
 		}
