@@ -26,6 +26,8 @@ import (
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/manager"
 	"github.com/embargo-dev/embargo/internal/metrics"
+	"github.com/embargo-dev/embargo/internal/registry"
+	"github.com/embargo-dev/embargo/internal/scan"
 	ti "github.com/embargo-dev/embargo/internal/testimage"
 )
 
@@ -444,6 +446,23 @@ func TestScanRecordPersisted(t *testing.T) {
 	rec, err := cache.FromImageScan(&is)
 	if err != nil || rec == nil || rec.PackageCount == 0 {
 		t.Fatalf("record: %v %v", rec, err)
+	}
+
+	// a restarted manager (a new engine over the same ImageScans) answers without pulling
+	restarted, err := scan.New(scan.Options{Store: comps.Store, Registry: registry.Options{Insecure: []string{"*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reg.ManifestGets("samples/kesl")
+	again, err := restarted.Scan(context.Background(), target, nil, scan.Foreground)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := reg.ManifestGets("samples/kesl"); after != before {
+		t.Errorf("restarted engine pulled again: %d -> %d manifest GETs", before, after)
+	}
+	if again.PackageCount != rec.PackageCount {
+		t.Errorf("restarted engine's record has %d packages, want %d", again.PackageCount, rec.PackageCount)
 	}
 }
 
