@@ -25,7 +25,7 @@ type podView struct {
 	Namespace  string
 	Name       string
 	Labels     map[string]string
-	Workload   workloadRef
+	Workload   WorkloadRef
 	Containers []containerView
 }
 
@@ -57,7 +57,7 @@ type nsVendor struct{ Namespace, Vendor string }
 // offender is one workload running one banned digest, for the once-only event.
 type offender struct {
 	Key       string
-	Workload  workloadRef
+	Workload  WorkloadRef
 	Violation v1alpha1.Violation
 }
 

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,24 +8,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/record"
-	clocktesting "k8s.io/utils/clock/testing"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/match"
-	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/policy"
 )
 
@@ -39,17 +28,13 @@ const (
 	dgTar   = "sha256:4444444444444444444444444444444444444444444444444444444444444444"
 )
 
-// records is a RecordSource over hand-made inventories: kesl from its .deb, a tarball under
-// /opt/kaspersky, and a clean image.
+// records are hand-made scan records: kesl from its .deb, a tarball under /opt/kaspersky, and
+// a clean image.
 type records map[string]*cache.Record
 
-func (r records) Lookup(_ context.Context, digest string) (*cache.Record, bool) {
+func (r records) get(digest string) (*cache.Record, bool) {
 	rec, ok := r[digest]
 	return rec, ok
-}
-
-func (r records) get(digest string) (*cache.Record, bool) {
-	return r.Lookup(context.Background(), digest)
 }
 
 func sampleRecords() records {
@@ -77,7 +62,7 @@ func compile(t testing.TB, spec v1alpha1.VendorPolicySpec) *policy.Compiled {
 
 // pv builds a pod view; each container is "name=image@digest" (digest may be empty).
 func pv(ns, pod, kind, workload string, containers ...string) podView {
-	p := podView{Namespace: ns, Name: pod, Workload: workloadRef{Kind: kind, Name: workload, UID: types.UID(ns + "/" + kind + "/" + workload)}}
+	p := podView{Namespace: ns, Name: pod, Workload: WorkloadRef{Kind: kind, Name: workload, UID: types.UID(ns + "/" + kind + "/" + workload)}}
 	for _, c := range containers {
 		name, rest, _ := strings.Cut(c, "=")
 		image, digest, _ := strings.Cut(rest, "|")
@@ -319,114 +304,5 @@ func TestRequeueAfter(t *testing.T) {
 				t.Errorf("requeueAfter = %s, want %s", got, tc.want)
 			}
 		})
-	}
-}
-
-// TestReconcileWritesOnce runs the auditor against a fake API: the status is written when it
-// changes and not on a resync that finds the same, and the event is emitted once.
-func TestReconcileWritesOnce(t *testing.T) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "u-deploy"}}
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "u-rs",
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "u-deploy", Controller: new(true)}}}}
-	pod := func(name, digest string) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID("u-" + name),
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "u-rs", Controller: new(true)}}},
-			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "reg/web:1"}}},
-			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ImageID: "reg/web@" + digest}}},
-		}
-	}
-	vp := &v1alpha1.VendorPolicy{ObjectMeta: metav1.ObjectMeta{Name: "kaspersky", Generation: 1},
-		Spec: v1alpha1.VendorPolicySpec{Vendors: []v1alpha1.VendorSelector{{Catalog: "kaspersky"}}, Action: v1alpha1.ActionAudit}}
-	c := fake.NewClientBuilder().WithScheme(scheme).
-		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, deploy, rs, pod("web-1-a", dgKesl), pod("web-1-b", dgKesl), vp).
-		WithStatusSubresource(&v1alpha1.VendorPolicy{}).Build()
-	rec := record.NewFakeRecorder(10)
-	clk := clocktesting.NewFakePassiveClock(auditNow)
-	r := &PolicyAuditor{Client: c, Policies: &policy.Set{Reader: c, Catalog: catalog.Default()}, Records: sampleRecords(),
-		Clock: clk, Recorder: rec, Exempt: []string{"kube-system"}}
-	ctx := ctrl.LoggerInto(context.Background(), ctrl.Log)
-	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "kaspersky"}}
-
-	writes := testutil.ToFloat64(metrics.StatusWrites)
-	reconcile := func() v1alpha1.VendorPolicy {
-		t.Helper()
-		res, err := r.Reconcile(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.RequeueAfter != 10*time.Minute {
-			t.Errorf("RequeueAfter = %s, want the 10m resync", res.RequeueAfter)
-		}
-		var got v1alpha1.VendorPolicy
-		if err := c.Get(ctx, req.NamespacedName, &got); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	got := reconcile()
-	if got.Status.TotalViolations != 2 || got.Status.ViolatingWorkloads != 1 || got.Status.ViolatingPods != 2 || len(got.Status.Violations) != 1 {
-		t.Fatalf("status: %+v", got.Status)
-	}
-	if v := got.Status.Violations[0]; v.WorkloadKind != "Deployment" || v.WorkloadName != "web" || v.Pod != "web-1-a" {
-		t.Errorf("violation: %+v", v)
-	}
-	if got.Status.LastAuditTime == nil || !got.Status.LastAuditTime.Time.Equal(auditNow) {
-		t.Errorf("lastAuditTime %v", got.Status.LastAuditTime)
-	}
-	if n := testutil.ToFloat64(metrics.Violations.WithLabelValues("kaspersky", "shop", "AO Kaspersky Lab")); n != 2 {
-		t.Errorf("violations gauge %v, want 2", n)
-	}
-
-	clk.SetTime(auditNow.Add(time.Hour))
-	again := reconcile()
-	if again.ResourceVersion != got.ResourceVersion {
-		t.Errorf("a resync that found the same wrote the status (lastAuditTime %v)", again.Status.LastAuditTime)
-	}
-	if d := testutil.ToFloat64(metrics.StatusWrites) - writes; d != 1 {
-		t.Errorf("%v status writes, want 1", d)
-	}
-	if len(rec.Events) != 1 {
-		t.Fatalf("%d events, want 1", len(rec.Events))
-	}
-	if e := <-rec.Events; !strings.HasPrefix(e, "Warning BannedVendorSoftware") || !strings.Contains(e, "kesl") {
-		t.Errorf("event %q", e)
-	}
-}
-
-// TestReconcileInvalidPolicy: a policy that does not compile (one that slipped past admission,
-// or whose catalog entry a new version dropped) reports why in Ready and enforces nothing.
-func TestReconcileInvalidPolicy(t *testing.T) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	vp := &v1alpha1.VendorPolicy{ObjectMeta: metav1.ObjectMeta{Name: "typo", Generation: 2},
-		Spec: v1alpha1.VendorPolicySpec{Vendors: []v1alpha1.VendorSelector{{Catalog: "kasperski"}}}}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vp).WithStatusSubresource(&v1alpha1.VendorPolicy{}).Build()
-	r := &PolicyAuditor{Client: c, Policies: &policy.Set{Reader: c, Catalog: catalog.Default()}, Records: records{},
-		Clock: clocktesting.NewFakePassiveClock(auditNow), Recorder: record.NewFakeRecorder(1)}
-	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "typo"}}
-	if _, err := r.Reconcile(context.Background(), req); err != nil {
-		t.Fatal(err)
-	}
-	var got v1alpha1.VendorPolicy
-	if err := c.Get(context.Background(), req.NamespacedName, &got); err != nil {
-		t.Fatal(err)
-	}
-	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.VendorPolicyReadyCondition)
-	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.VendorPolicyInvalidReason || !strings.Contains(ready.Message, `"kasperski"`) {
-		t.Errorf("Ready = %+v", ready)
-	}
-	if got.Status.ObservedGeneration != 2 || got.Status.Action != "" {
-		t.Errorf("status %+v", got.Status)
 	}
 }

@@ -226,7 +226,7 @@ func (r *PolicyAuditor) snapshot(ctx context.Context) ([]podView, map[string]map
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, fmt.Errorf("listing pods: %w", err)
 	}
-	walker := newOwnerWalker(r.Client)
+	walker := NewOwnerWalker(r.Client)
 	views := make([]podView, 0, len(list.Items))
 	for i := range list.Items {
 		pod := &list.Items[i]
@@ -234,7 +234,7 @@ func (r *PolicyAuditor) snapshot(ctx context.Context) ([]podView, map[string]map
 			continue
 		}
 		cs := podContainers(pod)
-		pv := podView{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Workload: walker.top(ctx, pod),
+		pv := podView{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Workload: walker.Top(ctx, pod),
 			Containers: make([]containerView, 0, len(cs))}
 		for _, c := range cs {
 			pv.Containers = append(pv.Containers, newContainerView(c, r.Tags.digest(pod.Namespace, c)))

@@ -24,8 +24,8 @@ var workloadKinds = map[schema.GroupKind]bool{
 // maxOwnerDepth bounds the walk (Pod→ReplicaSet→Deployment is two).
 const maxOwnerDepth = 4
 
-// workloadRef is the top workload a pod belongs to; a bare pod is its own.
-type workloadRef struct {
+// WorkloadRef is the top workload a pod belongs to; a bare pod is its own.
+type WorkloadRef struct {
 	Kind string
 	Name string
 	UID  types.UID
@@ -33,22 +33,25 @@ type workloadRef struct {
 	Object client.Object
 }
 
-// ownerWalker follows controller owner references through a (cached) reader, remembering each
+// OwnerWalker follows controller owner references through a (cached) reader, remembering each
 // owner's top so that a thousand pods of one ReplicaSet cost one walk. Only metadata is read:
-// the cache keeps no workload specs.
-type ownerWalker struct {
+// the cache keeps no workload specs. Exported for the integration tests, which walk real
+// owner chains on a real API server; one walker is meant for one audit (it is not safe for
+// concurrent use, and its memo is never invalidated).
+type OwnerWalker struct {
 	reader client.Reader
-	memo   map[types.UID]workloadRef
+	memo   map[types.UID]WorkloadRef
 }
 
-func newOwnerWalker(r client.Reader) *ownerWalker {
-	return &ownerWalker{reader: r, memo: map[types.UID]workloadRef{}}
+// NewOwnerWalker returns a walker that reads owners' metadata through r.
+func NewOwnerWalker(r client.Reader) *OwnerWalker {
+	return &OwnerWalker{reader: r, memo: map[types.UID]WorkloadRef{}}
 }
 
-// top returns pod's top workload. An owner of an unknown kind, or one that cannot be read (not
+// Top returns pod's top workload. An owner of an unknown kind, or one that cannot be read (not
 // found, forbidden, replaced by a namesake), ends the walk at the last known object.
-func (w *ownerWalker) top(ctx context.Context, pod *corev1.Pod) workloadRef {
-	cur := workloadRef{Kind: "Pod", Name: pod.Name, UID: pod.UID, Object: pod}
+func (w *OwnerWalker) Top(ctx context.Context, pod *corev1.Pod) WorkloadRef {
+	cur := WorkloadRef{Kind: "Pod", Name: pod.Name, UID: pod.UID, Object: pod}
 	refs := pod.OwnerReferences
 	var chain []types.UID
 	for range maxOwnerDepth {
@@ -71,7 +74,7 @@ func (w *ownerWalker) top(ctx context.Context, pod *corev1.Pod) workloadRef {
 			break
 		}
 		obj.SetGroupVersionKind(gvk) // the event recorder needs the kind
-		cur = workloadRef{Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Object: obj}
+		cur = WorkloadRef{Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Object: obj}
 		chain = append(chain, ref.UID)
 		refs = obj.OwnerReferences
 	}
