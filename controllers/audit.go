@@ -68,12 +68,18 @@ type evaluation struct {
 	Violations        []v1alpha1.Violation
 	ByNamespaceVendor map[nsVendor]int
 	Offenders         []offender
+	// Refs are the listed violations' workloads, by workloadKey, for the PolicyReports.
+	Refs map[string]WorkloadRef
+}
+
+func workloadKey(namespace, kind, name string) string {
+	return namespace + "/" + kind + "/" + name
 }
 
 // evaluate judges every pod c selects at now. records answers a digest's scan record.
 func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string]string, exempt []string,
 	records func(digest string) (*cache.Record, bool), now time.Time) *evaluation {
-	ev := &evaluation{ByNamespaceVendor: map[nsVendor]int{}}
+	ev := &evaluation{ByNamespaceVendor: map[nsVendor]int{}, Refs: map[string]WorkloadRef{}}
 	unchecked := map[string]bool{}
 	images := map[string]bool{}
 	podsSeen := map[string]bool{}
@@ -117,6 +123,7 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 				}
 				listed[key] = len(ev.Violations)
 				ev.Violations = append(ev.Violations, v)
+				ev.Refs[workloadKey(v.Namespace, v.WorkloadKind, v.WorkloadName)] = p.Workload
 			}
 			if excepted {
 				continue

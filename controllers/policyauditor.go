@@ -60,6 +60,8 @@ type PolicyAuditor struct {
 	Resync time.Duration
 	// Debounce delays audits after cluster changes so bursts coalesce (0: 1 second).
 	Debounce time.Duration
+	// Reports, when set, receives each audit's results for the PolicyReports.
+	Reports *PolicyReporter
 
 	poke chan event.GenericEvent
 
@@ -165,6 +167,7 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err := r.Client.Get(ctx, req.NamespacedName, &vp); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.Name)
+			r.Reports.forget(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -176,6 +179,7 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 
 	if i := slices.IndexFunc(invalid, func(b policy.Invalid) bool { return b.Policy.Name == vp.Name }); i >= 0 {
 		r.forget(vp.Name)
+		r.Reports.set(vp.Name, nil) // not audited: nothing to report
 		st := invalidStatus(&vp.Status, vp.Generation, invalid[i].Err, now)
 		if err := r.writeStatus(ctx, &vp, st, now); err != nil && !apierrors.IsConflict(err) {
 			return ctrl.Result{}, err
@@ -199,6 +203,7 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	// metrics and events first: whoever sees the new status finds them consistent
 	r.setMetrics(ctx, vp.Name, ev)
 	r.report(vp.Name, c, ev, st.Action)
+	r.Reports.set(vp.Name, policyReportResults(vp.Name, st.Action, ev))
 	if err := r.writeStatus(ctx, &vp, st, now); err != nil {
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil

@@ -26,9 +26,11 @@ const maxOwnerDepth = 4
 
 // WorkloadRef is the top workload a pod belongs to; a bare pod is its own.
 type WorkloadRef struct {
-	Kind string
-	Name string
-	UID  types.UID
+	// APIVersion is the workload's group/version, as its owner reference gives it ("v1" for a Pod).
+	APIVersion string
+	Kind       string
+	Name       string
+	UID        types.UID
 	// Object receives the workload's events.
 	Object client.Object
 }
@@ -51,7 +53,7 @@ func NewOwnerWalker(r client.Reader) *OwnerWalker {
 // Top returns pod's top workload. An owner of an unknown kind, or one that cannot be read (not
 // found, forbidden, replaced by a namesake), ends the walk at the last known object.
 func (w *OwnerWalker) Top(ctx context.Context, pod *corev1.Pod) WorkloadRef {
-	cur := WorkloadRef{Kind: "Pod", Name: pod.Name, UID: pod.UID, Object: pod}
+	cur := WorkloadRef{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, Object: pod}
 	refs := pod.OwnerReferences
 	var chain []types.UID
 	for range maxOwnerDepth {
@@ -74,7 +76,7 @@ func (w *OwnerWalker) Top(ctx context.Context, pod *corev1.Pod) WorkloadRef {
 			break
 		}
 		obj.SetGroupVersionKind(gvk) // the event recorder needs the kind
-		cur = WorkloadRef{Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Object: obj}
+		cur = WorkloadRef{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Object: obj}
 		chain = append(chain, ref.UID)
 		refs = obj.OwnerReferences
 	}

@@ -16,6 +16,15 @@ import (
 // only, so there is one status writer; the webhook serves on every replica.
 func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registry.KeychainFunc, exempt []string) error {
 	tags := controllers.NewTagIndex(0)
+	// PolicyReports for Policy Reporter & co., written only where their CRD is served
+	reports := &controllers.PolicyReporter{
+		Client: mgr.GetClient(),
+		Reader: mgr.GetAPIReader(),
+		Clock:  opts.Clock,
+	}
+	if err := reports.SetupWithManager(mgr); err != nil {
+		return err
+	}
 	auditor := &controllers.PolicyAuditor{
 		Client:   mgr.GetClient(),
 		Policies: c.Policies,
@@ -24,6 +33,7 @@ func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registr
 		Clock:    opts.Clock,
 		Recorder: mgr.GetEventRecorderFor("embargo"), //nolint:staticcheck // core/v1 events: what kubectl describe shows, and the RBAC asks no events.k8s.io
 		Exempt:   exempt,
+		Reports:  reports,
 	}
 	if err := auditor.SetupWithManager(mgr); err != nil {
 		return err
