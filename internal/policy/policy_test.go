@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -670,5 +672,28 @@ func TestStepAt(t *testing.T) {
 				t.Errorf("StepAt (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestSamplesCompile: the policies shipped in config/samples decode and compile.
+func TestSamplesCompile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Decode(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, p := range ps {
+			if _, err := Compile(p, catalog.Default()); err != nil {
+				t.Errorf("%s: %s: %v", f, p.Name, err)
+			}
+		}
 	}
 }
