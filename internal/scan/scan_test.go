@@ -513,3 +513,49 @@ func TestTempFilesRemoved(t *testing.T) {
 		t.Errorf("temp dir not empty after scan: %v", left)
 	}
 }
+
+// TestMirrorsAndSelfSignedRegistries: a mirror answers for its origin, and a self-signed HTTPS
+// registry is reachable only when listed as insecure.
+func TestMirrorsAndSelfSignedRegistries(t *testing.T) {
+	t.Parallel()
+	img := unique(t, must[v1.Image](t)(ti.KasperskyEndpoint()))
+
+	mirror, err := ti.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mirror.Close()
+	if _, err := mirror.Push("team/kesl:1", img); err != nil {
+		t.Fatal(err)
+	}
+	// the origin is a closed port: only the mirror can answer
+	const origin = "127.0.0.1:1"
+	mirrored := newEngine(t, scan.Options{Registry: registry.Options{Mirrors: map[string][]string{origin: {mirror.Host}}}})
+	invs, err := scanImage(t, mirrored, origin+"/team/kesl:1", nil)
+	if err != nil {
+		t.Fatalf("through the mirror: %v", err)
+	}
+	if len(compile(t, policy.Default()).Match(invs)) == 0 {
+		t.Error("mirrored image: no findings")
+	}
+	if n := mirror.ManifestGets("team/kesl"); n != 1 {
+		t.Errorf("mirror served %d manifest GETs, want 1", n)
+	}
+
+	tlsReg, err := ti.NewRegistry(ti.WithTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsReg.Close()
+	if _, err := tlsReg.Push("team/kesl:1", img); err != nil {
+		t.Fatal(err)
+	}
+	ref := tlsReg.Ref("team/kesl:1")
+	if _, err := scanImage(t, engine, ref, nil); err == nil {
+		t.Error("a self-signed registry not listed as insecure was trusted")
+	}
+	insecure := newEngine(t, scan.Options{Registry: registry.Options{Insecure: []string{tlsReg.Host}}})
+	if _, err := scanImage(t, insecure, ref, nil); err != nil {
+		t.Errorf("listed as insecure: %v", err)
+	}
+}

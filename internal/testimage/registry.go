@@ -30,6 +30,8 @@ type Registry struct {
 	user string
 	pass string
 
+	tls bool
+
 	mu        sync.Mutex
 	manifests map[string]int
 	blobs     map[string]int
@@ -44,6 +46,11 @@ func WithBasicAuth(user, pass string) Option {
 	return func(r *Registry) { r.user, r.pass = user, pass }
 }
 
+// WithTLS serves HTTPS with a self-signed certificate (clients must skip verification).
+func WithTLS() Option {
+	return func(r *Registry) { r.tls = true }
+}
+
 // NewRegistry starts a registry on 127.0.0.1.
 func NewRegistry(opts ...Option) (*Registry, error) {
 	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}}
@@ -56,8 +63,12 @@ func NewRegistry(opts ...Option) (*Registry, error) {
 		return nil, err
 	}
 	r.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: r.handler(inner), ReadHeaderTimeout: 10 * time.Second}}
-	r.srv.Start()
-	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	if r.tls {
+		r.srv.StartTLS()
+	} else {
+		r.srv.Start()
+	}
+	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.srv.URL, "http://"), "https://")
 	return r, nil
 }
 
@@ -133,10 +144,14 @@ func (r *Registry) Close() { r.srv.Close() }
 func (r *Registry) Ref(repoTag string) string { return r.Host + "/" + repoTag }
 
 func (r *Registry) remoteOpts() []remote.Option {
-	if r.user == "" {
-		return nil
+	var opts []remote.Option
+	if r.user != "" {
+		opts = append(opts, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: r.user, Password: r.pass})))
 	}
-	return []remote.Option{remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: r.user, Password: r.pass}))}
+	if r.tls {
+		opts = append(opts, remote.WithTransport(r.srv.Client().Transport))
+	}
+	return opts
 }
 
 // Push uploads img as host/repoTag and returns its host/repo@digest reference.
