@@ -106,7 +106,8 @@ type RolloutStep struct {
 // Exception exempts images or namespaces from a policy.
 // +kubebuilder:validation:XValidation:rule="has(self.images) || has(self.namespaces)",message="an exception needs 'images' or 'namespaces'"
 type Exception struct {
-	// Images are image reference globs ("registry.example.com/team/*"); a digest may be pinned
+	// Images are image reference globs: "*" matches any run of characters, "/" included, so
+	// "registry.example.com/team/*" covers every repository, tag and digest below team/; a digest may be pinned
 	// with "@sha256:...". With namespaces set too, both must match.
 	// +listType=atomic
 	// +optional

@@ -154,7 +154,7 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 				return nil, fmt.Errorf("packages[%d].requires Supplier but the vendor has no suppliers rules", i)
 			}
 		}
-		v.packages = append(v.packages, packageRule{typ: typ, name: globRegexp(p.Name), requires: p.Requires})
+		v.packages = append(v.packages, packageRule{typ: typ, name: Glob(p.Name), requires: p.Requires})
 	}
 	for i, s := range r.Suppliers {
 		if strings.TrimSpace(s) == "" {
@@ -173,7 +173,7 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 		if !strings.HasPrefix(p, "pkg:") || len(p) < 6 {
 			return nil, fmt.Errorf("purls[%d] %q must start with \"pkg:\" and name a type, e.g. pkg:npm/%%40kaspersky/*", i, p)
 		}
-		v.purls = append(v.purls, globRegexp(normalizePURL(p)))
+		v.purls = append(v.purls, Glob(normalizePURL(p)))
 	}
 	for i, c := range r.CPEVendors {
 		c = strings.ToLower(strings.TrimSpace(c))
@@ -196,7 +196,7 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 
 // globRegexp turns a glob with "*" and "?" into an anchored, case-insensitive regexp; "*"
 // crosses "/" so it works for Go module paths and purls alike.
-func globRegexp(glob string) *regexp.Regexp {
+func Glob(glob string) *regexp.Regexp {
 	var b strings.Builder
 	b.WriteString(`(?i)^`)
 	for _, r := range glob {

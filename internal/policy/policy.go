@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +33,10 @@ type Compiled struct {
 
 	nsSelector  labels.Selector
 	objSelector labels.Selector
+
+	// exceptionImages[i] are Spec.Exceptions[i].Images compiled; "*" crosses "/", so
+	// "registry.example.com/team/*" covers every repository, tag and digest below team/.
+	exceptionImages [][]*regexp.Regexp
 
 	memoOnce sync.Once
 	memo     *memo
@@ -94,11 +98,11 @@ func Compile(p *v1alpha1.VendorPolicy, cat *catalog.Catalog) (*Compiled, error) 
 		if strings.TrimSpace(e.Reason) == "" {
 			return nil, fmt.Errorf("spec.exceptions[%d].reason is empty: say why (e.g. a waiver number)", i)
 		}
-		for j, g := range e.Images {
-			if _, err := path.Match(g, ""); err != nil {
-				return nil, fmt.Errorf("spec.exceptions[%d].images[%d] %q: %v", i, j, g, err)
-			}
+		var globs []*regexp.Regexp
+		for _, g := range e.Images {
+			globs = append(globs, match.Glob(g))
 		}
+		c.exceptionImages = append(c.exceptionImages, globs)
 	}
 	var err error
 	c.nsSelector, err = selector(p.Spec.Match.NamespaceSelector)
@@ -178,7 +182,7 @@ func (c *Compiled) ExceptionFor(namespace string, images []string, t time.Time) 
 		if len(e.Namespaces) > 0 && !slices.Contains(e.Namespaces, namespace) {
 			continue
 		}
-		if len(e.Images) > 0 && !anyImageMatches(e.Images, images) {
+		if len(e.Images) > 0 && !anyImageMatches(c.exceptionImages[i], images) {
 			continue
 		}
 		return e
@@ -198,18 +202,10 @@ func (c *Compiled) NextExpiry(t time.Time) *time.Time {
 	return next
 }
 
-func anyImageMatches(globs, images []string) bool {
+func anyImageMatches(globs []*regexp.Regexp, images []string) bool {
 	for _, g := range globs {
 		for _, img := range images {
-			if img == "" {
-				continue
-			}
-			if ok, _ := path.Match(g, img); ok || g == img {
-				return true
-			}
-			// "repo/*" should also cover "repo/x:tag" and "repo/x@sha256:..." whatever path.Match
-			// thinks of the separators in them.
-			if strings.HasSuffix(g, "*") && strings.HasPrefix(img, strings.TrimSuffix(g, "*")) && !strings.Contains(strings.TrimSuffix(g, "*"), "*") {
+			if img != "" && g.MatchString(img) {
 				return true
 			}
 		}
