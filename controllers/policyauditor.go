@@ -30,6 +30,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/registry"
 )
 
 // Event reasons.
@@ -304,7 +305,7 @@ func (r *PolicyAuditor) report(name string, c *policy.Compiled, ev *evaluation, 
 		}
 		r.Recorder.Eventf(o.Workload.Object, corev1.EventTypeWarning, BannedVendorSoftwareReason,
 			"Container %q (pod %s) runs %s software: %s in image %s (%s; evidence %s). VendorPolicy %s, action %s",
-			v.Container, v.Pod, v.Vendor, pkg, v.Image, shortDigest(v.Digest), v.Evidence, c.Name, action)
+			v.Container, v.Pod, v.Vendor, pkg, v.Image, registry.ShortDigest(v.Digest), v.Evidence, c.Name, action)
 	}
 	r.reported[name] = cur
 }
@@ -336,11 +337,4 @@ func (r *PolicyAuditor) setMetrics(ctx context.Context, name string, ev *evaluat
 	for p, n := range phases {
 		metrics.ImagesScanned.WithLabelValues(string(p)).Set(float64(n))
 	}
-}
-
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }

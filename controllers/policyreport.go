@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/registry"
 )
 
 // The PolicyReport API of the Kubernetes Policy working group, as Policy Reporter, Kyverno and
@@ -468,7 +469,7 @@ func policyReportResults(policyName string, action v1alpha1.Action, ev *evaluati
 			pkg = "files"
 		}
 		msg := fmt.Sprintf("Container %q runs %s software: %s in image %s (%s; evidence %s). ",
-			v.Container, v.Vendor, pkg, v.Image, shortDigest(v.Digest), v.Evidence)
+			v.Container, v.Vendor, pkg, v.Image, registry.ShortDigest(v.Digest), v.Evidence)
 		res := reportResult{
 			Source: PolicyReportSource, Policy: policyName, Rule: v.Vendor, Category: PolicyReportCategory,
 			Severity: severityOf(action), Result: resultFail, Scored: true,

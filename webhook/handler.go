@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -217,14 +216,6 @@ func (h *Handler) inspectOne(ctx context.Context, namespace, img string, kc auth
 	}
 	rec, err := h.Engine.Scan(ctx, t, kc, scan.Foreground)
 	return imageResult{target: t, record: rec, err: err}
-}
-
-func shortHash(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return "sha256:" + d
 }
 
 // What admission reads: policies and namespaces from the informer cache; a pod's service account

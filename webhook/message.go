@@ -49,7 +49,7 @@ func (d *decision) add(c *policy.Compiled, v policy.Verdict, ref containerRef, t
 	switch v.Action {
 	case v1alpha1.ActionDeny:
 		for _, f := range findings {
-			d.denials = append(d.denials, fmt.Sprintf("%s %q image %s (%s): %s", ref.Kind, ref.Name, ref.Image, shortHash(t.Digest.String()), describe(f)))
+			d.denials = append(d.denials, fmt.Sprintf("%s %q image %s (%s): %s", ref.Kind, ref.Name, ref.Image, registry.ShortDigest(t.Digest.String()), describe(f)))
 		}
 		d.policies = appendUnique(d.policies, c.Name)
 		for _, b := range v.Basis {
@@ -116,7 +116,7 @@ func describe(f match.Finding) string {
 	}
 	fmt.Fprintf(&b, "%s: %s", f.Vendor, f.Evidence[0].String())
 	if f.Layer != "" {
-		fmt.Fprintf(&b, ", layer %s", shortHash(f.Layer))
+		fmt.Fprintf(&b, ", layer %s", registry.ShortDigest(f.Layer))
 	}
 	if f.Platform != "" && f.Platform != "linux/amd64" {
 		fmt.Fprintf(&b, ", %s", f.Platform)

@@ -153,7 +153,7 @@ func (s *ImageScanStore) write(ctx context.Context, digest, image string, mutate
 		} else if err != nil {
 			return err
 		}
-		is.Status.ShortDigest = shortDigest(digest)
+		is.Status.ShortDigest = strings.TrimPrefix(registry.ShortDigest(digest), "sha256:")
 		mutate(&is.Status)
 		for i := range is.Status.Conditions {
 			is.Status.Conditions[i].ObservedGeneration = is.Generation
@@ -168,14 +168,6 @@ func (s *ImageScanStore) write(ctx context.Context, digest, image string, mutate
 		return err
 	}
 	return fmt.Errorf("ImageScan %s: too many update conflicts", key.Name)
-}
-
-func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }
 
 func truncate(s string, n int) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -116,4 +117,13 @@ func classify(ctx context.Context, ref string, err error) error {
 		}
 	}
 	return &Error{Kind: KindUnavailable, Ref: ref, Err: err}
+}
+
+// ShortDigest is "sha256:" and the first 12 hex digits of a digest, as people quote them.
+func ShortDigest(d string) string {
+	hex := strings.TrimPrefix(d, "sha256:")
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return "sha256:" + hex
 }
