@@ -80,7 +80,7 @@ type Outcome struct {
 }
 
 // Do runs fn once per digest at a time: concurrent callers for the same digest share one run.
-// A successful record is kept in memory and saved to the store. The caller may stop waiting on
+// A successful record is kept in memory and saved to the store in the background. The caller may stop waiting on
 // the channel; fn goes on.
 func (c *Cache) Do(digest string, fn func() (*Record, error)) <-chan Outcome {
 	out := make(chan Outcome, 1)
@@ -91,9 +91,13 @@ func (c *Cache) Do(digest string, fn func() (*Record, error)) <-chan Outcome {
 		}
 		c.mem.Add(digest, rec)
 		if c.store != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = c.store.Save(ctx, rec) // the memory copy still serves; the next scan retries the save
+			// persisting costs API round trips an admission waiting on this scan need not pay:
+			// the memory copy answers at once
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = c.store.Save(ctx, rec) // on failure the memory copy still serves; the next scan retries
+			}()
 		}
 		return rec, nil
 	})

@@ -621,19 +621,22 @@ func TestAuditScale(t *testing.T) {
 			t.Errorf("%s: %d manifest GETs, want 1", repo, gets)
 		}
 	}
-	var list v1alpha1.ImageScanList
-	if err := k8s.List(ctx, &list); err != nil {
-		t.Fatal(err)
-	}
-	scanned := 0
-	for _, is := range list.Items {
-		if strings.Contains(is.Spec.Image, "scale-"+ns+"/") && is.Status.Phase == v1alpha1.ImageScanScanned {
-			scanned++
+	eventually(t, 30*time.Second, func() error { // records are saved in the background
+		var list v1alpha1.ImageScanList
+		if err := k8s.List(ctx, &list); err != nil {
+			return err
 		}
-	}
-	if scanned != nImages {
-		t.Errorf("%d ImageScans Scanned, want %d", scanned, nImages)
-	}
+		scanned := 0
+		for _, is := range list.Items {
+			if strings.Contains(is.Spec.Image, "scale-"+ns+"/") && is.Status.Phase == v1alpha1.ImageScanScanned {
+				scanned++
+			}
+		}
+		if scanned != nImages {
+			return fmt.Errorf("%d ImageScans Scanned, want %d", scanned, nImages)
+		}
+		return nil
+	})
 	raw, err := json.Marshal(got.Status)
 	if err != nil {
 		t.Fatal(err)

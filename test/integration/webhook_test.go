@@ -437,8 +437,14 @@ func TestScanRecordPersisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var is v1alpha1.ImageScan
-	eventually(t, 10*time.Second, func() error {
-		return k8s.Get(context.Background(), client.ObjectKey{Name: cache.ObjectName(target.Digest.String())}, &is)
+	eventually(t, 10*time.Second, func() error { // saved in the background
+		if err := k8s.Get(context.Background(), client.ObjectKey{Name: cache.ObjectName(target.Digest.String())}, &is); err != nil {
+			return err
+		}
+		if is.Status.Phase != v1alpha1.ImageScanScanned {
+			return fmt.Errorf("ImageScan phase %q", is.Status.Phase)
+		}
+		return nil
 	})
 	if is.Status.Phase != v1alpha1.ImageScanScanned || is.Status.FindingCount == 0 || len(is.Status.Record) == 0 {
 		t.Fatalf("ImageScan status: phase %s, %d findings, %d record bytes", is.Status.Phase, is.Status.FindingCount, len(is.Status.Record))
@@ -449,7 +455,8 @@ func TestScanRecordPersisted(t *testing.T) {
 	}
 
 	// a restarted manager (a new engine over the same ImageScans) answers without pulling
-	restarted, err := scan.New(scan.Options{Store: comps.Store, Registry: registry.Options{Insecure: []string{"*"}}})
+	// (a direct client: a restarted manager's informers are synced before it serves)
+	restarted, err := scan.New(scan.Options{Store: &cache.ImageScanStore{Client: k8s}, Registry: registry.Options{Insecure: []string{"*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
