@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
@@ -23,10 +24,13 @@ type Set struct {
 	compiled map[string]compiledEntry
 }
 
+// compiledEntry is keyed by what compilation depends on: the spec, identified by UID and
+// generation (status writes and label edits change neither).
 type compiledEntry struct {
-	resourceVersion string
-	c               *Compiled
-	err             error
+	uid        types.UID
+	generation int64
+	c          *Compiled
+	err        error
 }
 
 // Invalid is a policy that failed to compile.
@@ -53,13 +57,9 @@ func (s *Set) List(ctx context.Context) ([]*Compiled, []Invalid, error) {
 		p := &list.Items[i]
 		seen[p.Name] = true
 		e, ok := s.compiled[p.Name]
-		if !ok || e.resourceVersion != p.ResourceVersion {
+		if !ok || e.uid != p.UID || e.generation != p.Generation {
 			c, err := Compile(p, s.Catalog)
-			// status-only updates bump resourceVersion, not generation: keep the memo then
-			if ok && e.c != nil && c != nil && e.c.Generation == c.Generation && p.Generation != 0 {
-				c = e.c
-			}
-			e = compiledEntry{resourceVersion: p.ResourceVersion, c: c, err: err}
+			e = compiledEntry{uid: p.UID, generation: p.Generation, c: c, err: err}
 			s.compiled[p.Name] = e
 		}
 		if e.err != nil {
