@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver, etcd, kubectl and helm binaries that the
-# envtest-based tests run, from the Go module proxy only (no setup-envtest, no
-# release downloads), into a versioned cache outside the repository:
+# Builds the real Kubernetes binaries the tests run, from the Go module proxy
+# only (no setup-envtest, no release downloads), into a versioned cache outside
+# the repository:
 #
-#   ${EMBARGO_TOOLS_CACHE:-$(go env GOPATH)/embargo-tools}/k8s-<v>-etcd-<v>-helm-<v>/
+#   ${EMBARGO_TOOLS_CACHE:-$(go env GOPATH)/embargo-tools}/k8s-<v>-etcd-<v>-helm-<v>-containerd-<v>/
+#
+# - the control plane the envtest-based tests run: kube-apiserver, etcd,
+#   kubectl, helm;
+# - the node the end-to-end tests run Pods on (internal/devcluster): kubelet,
+#   kube-proxy, kube-scheduler and kube-controller-manager of the same
+#   k8s.io/kubernetes version, and containerd 2.x with its runc shim.
+#   runc, the CNI plugins and iptables are Debian's packages (runc needs cgo
+#   and libseccomp; Debian's is built with both): the script apt-get installs
+#   them when they are missing and it runs as root.
 #
 # Prints ONLY that directory on stdout (progress goes to stderr), so e.g.
 #   export KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
@@ -21,6 +30,8 @@ set -euo pipefail
 K8S_VERSION=v1.37.2   # must match k8s.io/kubernetes in hack/tools/go.mod
 ETCD_VERSION=v3.7.0   # must match go.etcd.io/etcd/server/v3 in hack/tools/go.mod
 HELM_VERSION=v3.22.0
+CONTAINERD_VERSION=v2.4.2 # 2.x: kubelet 1.36+ refuses containerd 1.x; 2.4 still runs on cgroup v1
+NODE_PACKAGES=(runc containernetworking-plugins iptables conntrack)
 
 log() { printf 'envtest-assets: %s\n' "$*" >&2; }
 
@@ -32,14 +43,34 @@ if [[ -n "${EMBARGO_TOOLS_CACHE:-}" ]]; then
 else
 	CACHE_ROOT="$(go env GOPATH | cut -d: -f1)/embargo-tools"
 fi
-DEST="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}"
+DEST="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}-containerd-${CONTAINERD_VERSION}"
 STAMP_NAME=".envtest-assets.stamp"
-BINARIES=(kube-apiserver etcd kubectl helm)
+BINARIES=(kube-apiserver etcd kubectl helm
+	kubelet kube-proxy kube-scheduler kube-controller-manager
+	containerd containerd-shim-runc-v2 ctr)
+
+# Debian's runc, CNI plugins and iptables for the node. Missing ones are
+# installed when we are root; otherwise the node tests say what is missing.
+ensure_node_packages() {
+	local missing=() p
+	for p in "${NODE_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		log "not installing ${missing[*]} (needs root and apt-get): the node tests will fail until they are installed"
+		return 0
+	fi
+	log "apt-get install ${missing[*]}"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2 ||
+		log "apt-get install ${missing[*]} failed: the node tests will fail until they are installed"
+}
+ensure_node_packages
 
 # The stamp records the versions plus a hash of the tools module, so editing
 # hack/tools/go.mod or go.sum (without a version bump) still forces a rebuild.
 stamp() {
-	printf 'k8s=%s etcd=%s helm=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$HELM_VERSION"
+	printf 'k8s=%s etcd=%s helm=%s containerd=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$HELM_VERSION" "$CONTAINERD_VERSION"
 	cat "$TOOLS_DIR/go.mod" "$TOOLS_DIR/go.sum" | sha256sum | cut -d' ' -f1
 }
 WANT_STAMP="$(stamp)"
@@ -87,12 +118,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 start=$SECONDS
-log "building kube-apiserver, kubectl ($K8S_VERSION) and etcd ($ETCD_VERSION) into $TMP (cold: ~15 min)"
+log "building kube-apiserver, kubectl, kubelet, kube-proxy, kube-scheduler, kube-controller-manager ($K8S_VERSION) and etcd ($ETCD_VERSION) into $TMP (cold: ~20 min)"
 (
 	cd "$TOOLS_DIR"
 	go build -trimpath -ldflags "$K8S_LDFLAGS" -o "$TMP/" \
 		k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kubectl \
+		k8s.io/kubernetes/cmd/kubelet \
+		k8s.io/kubernetes/cmd/kube-proxy \
+		k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
 		./etcd
 )
 
@@ -107,6 +142,18 @@ log "building helm $HELM_VERSION"
 	cd "$TMP" # outside any module: go install pkg@version uses helm's own go.mod
 	GOFLAGS=-buildvcs=false GOBIN="$TMP" go install -trimpath -ldflags "$HELM_LDFLAGS" \
 		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+)
+
+# containerd's own go.mod, like helm's. No btrfs/devmapper/zfs snapshotters:
+# they need cgo headers, and the node uses overlayfs.
+log "building containerd $CONTAINERD_VERSION"
+(
+	cd "$TMP"
+	GOFLAGS=-buildvcs=false GOBIN="$TMP" go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
 )
 
 for b in "${BINARIES[@]}"; do

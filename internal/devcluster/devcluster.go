@@ -89,6 +89,8 @@ type Cluster struct {
 	stopOnce   sync.Once
 	kubectlBin string
 	helmBin    string
+	// stopNode tears a node cluster down (StartNode); nil for the host-process cluster.
+	stopNode func()
 }
 
 // Start brings the cluster up and returns once the webhook answers admission requests.
@@ -342,6 +344,9 @@ func (c *Cluster) Stop() {
 			go func() { defer wg.Done(); m.stop() }()
 		}
 		wg.Wait()
+		if c.stopNode != nil {
+			c.stopNode()
+		}
 		if c.env != nil {
 			if err := c.env.Stop(); err != nil {
 				c.logf("stopping the control plane: %v", err)

@@ -2,8 +2,11 @@ package devcluster
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/embargo-dev/embargo/internal/testimage"
 )
@@ -83,4 +86,37 @@ func multiArch() (v1.ImageIndex, error) {
 		return nil, err
 	}
 	return testimage.Index(amd, arm)
+}
+
+// RunnableImage is base (nil: an empty linux image) with program added as /pause and made its
+// entrypoint, so the kubelet can run a container of it. The node's sample workloads are the
+// sample images made runnable this way: what Embargo sees in them is unchanged but for one
+// static binary that no catalog rule matches.
+func RunnableImage(base v1.Image, program string) (v1.Image, error) {
+	bin, err := os.ReadFile(program)
+	if err != nil {
+		return nil, err
+	}
+	if base == nil {
+		if base, err = testimage.Image(&v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); err != nil {
+			return nil, err
+		}
+	}
+	l, err := testimage.Layer(testimage.File{Path: "pause", Content: bin, Mode: 0o755})
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Architecture = runtime.GOARCH
+	cfg.Config.Entrypoint = []string{"/pause"}
+	cfg.Config.User = "65532:65532"
+	return mutate.ConfigFile(img, cfg)
 }

@@ -30,7 +30,8 @@ type Registry struct {
 	user string
 	pass string
 
-	tls bool
+	tls  bool
+	addr string
 
 	mu        sync.Mutex
 	manifests map[string]int
@@ -51,14 +52,23 @@ func WithTLS() Option {
 	return func(r *Registry) { r.tls = true }
 }
 
-// NewRegistry starts a registry on 127.0.0.1.
+// WithAddr listens on addr (host:port) instead of 127.0.0.1:0: a dev node serves its registry on
+// its bridge's host address, which containerd on the host and Pods on the bridge both reach.
+func WithAddr(addr string) Option {
+	return func(r *Registry) { r.addr = addr }
+}
+
+// NewRegistry starts a registry on 127.0.0.1 (or WithAddr).
 func NewRegistry(opts ...Option) (*Registry, error) {
 	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if r.addr == "" {
+		r.addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", r.addr)
 	if err != nil {
 		return nil, err
 	}
