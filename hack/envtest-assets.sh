@@ -9,10 +9,11 @@
 #   kubectl, helm;
 # - the node the end-to-end tests run Pods on (internal/devcluster): kubelet,
 #   kube-proxy, kube-scheduler and kube-controller-manager of the same
-#   k8s.io/kubernetes version, and containerd 2.x with its runc shim.
-#   runc, the CNI plugins and iptables are Debian's packages (runc needs cgo
-#   and libseccomp; Debian's is built with both): the script apt-get installs
-#   them when they are missing and it runs as root.
+#   k8s.io/kubernetes version, containerd 2.x with its runc shim, and runc
+#   (cgo, with seccomp: Debian's runc 1.1 cannot start containerd 2.4's
+#   sandboxes, "can't get final child's PID from pipe"). The CNI plugins,
+#   iptables and libseccomp's headers are Debian's packages: the script
+#   apt-get installs them when they are missing and it runs as root.
 #
 # Prints ONLY that directory on stdout (progress goes to stderr), so e.g.
 #   export KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
@@ -31,7 +32,8 @@ K8S_VERSION=v1.37.2   # must match k8s.io/kubernetes in hack/tools/go.mod
 ETCD_VERSION=v3.7.0   # must match go.etcd.io/etcd/server/v3 in hack/tools/go.mod
 HELM_VERSION=v3.22.0
 CONTAINERD_VERSION=v2.4.2 # 2.x: kubelet 1.36+ refuses containerd 1.x; 2.4 still runs on cgroup v1
-NODE_PACKAGES=(runc containernetworking-plugins iptables conntrack)
+RUNC_VERSION=v1.5.3
+NODE_PACKAGES=(containernetworking-plugins iptables conntrack libseccomp-dev pkg-config)
 
 log() { printf 'envtest-assets: %s\n' "$*" >&2; }
 
@@ -43,13 +45,13 @@ if [[ -n "${EMBARGO_TOOLS_CACHE:-}" ]]; then
 else
 	CACHE_ROOT="$(go env GOPATH | cut -d: -f1)/embargo-tools"
 fi
-DEST="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}-containerd-${CONTAINERD_VERSION}"
+DEST="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}"
 STAMP_NAME=".envtest-assets.stamp"
 BINARIES=(kube-apiserver etcd kubectl helm
 	kubelet kube-proxy kube-scheduler kube-controller-manager
-	containerd containerd-shim-runc-v2 ctr)
+	containerd containerd-shim-runc-v2 ctr runc)
 
-# Debian's runc, CNI plugins and iptables for the node. Missing ones are
+# Debian's CNI plugins, iptables and libseccomp headers for the node. Missing ones are
 # installed when we are root; otherwise the node tests say what is missing.
 ensure_node_packages() {
 	local missing=() p
@@ -70,7 +72,7 @@ ensure_node_packages
 # The stamp records the versions plus a hash of the tools module, so editing
 # hack/tools/go.mod or go.sum (without a version bump) still forces a rebuild.
 stamp() {
-	printf 'k8s=%s etcd=%s helm=%s containerd=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$HELM_VERSION" "$CONTAINERD_VERSION"
+	printf 'k8s=%s etcd=%s helm=%s containerd=%s runc=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$HELM_VERSION" "$CONTAINERD_VERSION" "$RUNC_VERSION"
 	cat "$TOOLS_DIR/go.mod" "$TOOLS_DIR/go.sum" | sha256sum | cut -d' ' -f1
 }
 WANT_STAMP="$(stamp)"
@@ -154,6 +156,13 @@ log "building containerd $CONTAINERD_VERSION"
 		"github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
 		"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
 		"github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+)
+
+log "building runc $RUNC_VERSION (cgo, seccomp)"
+(
+	cd "$TMP"
+	CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOBIN="$TMP" go install -trimpath -tags seccomp \
+		-ldflags "-s -w -X main.version=${RUNC_VERSION#v}" "github.com/opencontainers/runc@$RUNC_VERSION"
 )
 
 for b in "${BINARIES[@]}"; do

@@ -169,14 +169,14 @@ func checkNodeHost(assets string) error {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (kubelet, containerd and runc need it)")
 	}
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl", "helm", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "containerd", "containerd-shim-runc-v2", "ctr"} {
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl", "helm", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
 			missing = append(missing, filepath.Join(assets, b)+" (run hack/envtest-assets.sh)")
 		}
 	}
-	for _, p := range []string{"/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/usr/sbin/iptables", "/usr/sbin/ip"} {
+	for _, p := range []string{"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/usr/sbin/iptables", "/usr/sbin/ip"} {
 		if _, err := os.Stat(p); err != nil {
-			missing = append(missing, p+" (Debian's runc, containernetworking-plugins, iptables, iproute2: hack/envtest-assets.sh installs them)")
+			missing = append(missing, p+" (Debian's containernetworking-plugins, iptables, iproute2: hack/envtest-assets.sh installs them)")
 		}
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/memory"); err != nil {
@@ -329,7 +329,7 @@ func (n *Node) controlPlane(ctx context.Context) error {
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", cp[0]),
 		"--root-ca-file="+p.CAFile, "--service-account-private-key-file="+saKey,
 		"--use-service-account-credentials=true", "--leader-elect=false",
-		"--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+		"--controllers=*,-node-ipam-controller",
 		"--v=1"); err != nil {
 		return err
 	}
@@ -383,14 +383,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 [plugins.'io.containerd.cri.v1.runtime']
   netns_mounts_under_state_dir = true
-  enable_cdi = false
+  # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower its oom_score_adj
+  # (the sandbox asks for -998): keep every container's at or above containerd's.
+  restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = "/usr/sbin/runc"
+        BinaryName = %[8]q
         SystemdCgroup = false
+        Root = %[9]q
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = %[5]q
@@ -402,7 +405,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins.'io.containerd.cri.v1.images'.registry]
     config_path = %[7]q
 `, filepath.Join(nodeDir, "containerd", "root"), filepath.Join(nodeDir, "containerd", "state"), n.ctrdSock,
-		n.ctrdSock+".ttrpc", filepath.Join(nodeDir, "cni"), n.PauseImage, filepath.Join(nodeDir, "certs.d"))
+		n.ctrdSock+".ttrpc", filepath.Join(nodeDir, "cni"), n.PauseImage, filepath.Join(nodeDir, "certs.d"), n.assets("runc"), filepath.Join(nodeDir, "runc"))
 	if err := os.WriteFile(ctrdConf, []byte(conf), 0o644); err != nil {
 		return err
 	}

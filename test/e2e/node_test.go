@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/embargo-dev/embargo/internal/devcluster"
+	"github.com/embargo-dev/embargo/internal/imagebuild"
+	"github.com/embargo-dev/embargo/internal/testimage"
+)
+
+// TestNode runs Embargo the way a cluster runs it: the image `make image` built, pushed to a
+// registry on the node's bridge, installed with `helm install` and the chart's default values
+// (but for the image and the plain-HTTP registry), its two manager Pods run by a real kubelet
+// and containerd, the webhook reached through its Service. It fails, never skips, when the node
+// cannot start.
+func TestNode(t *testing.T) {
+	layoutDir := os.Getenv("EMBARGO_IMAGE_LAYOUT")
+	if layoutDir == "" {
+		layoutDir = filepath.Join(root, "bin", "image")
+	}
+	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err != nil {
+		t.Fatalf("no image layout at %s (run `make image`): %v", layoutDir, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	start := time.Now()
+	node, err := devcluster.StartNode(ctx, devcluster.NodeOptions{Root: root, Assets: assets, Log: logWriter{}})
+	if err != nil {
+		t.Fatalf("starting the node: %v", err)
+	}
+	t.Cleanup(node.Stop)
+	t.Logf("node Ready in %s", time.Since(start).Round(time.Millisecond))
+	k := func(t *testing.T, stdin string, args ...string) devcluster.Result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		r := node.Kubectl(ctx, stdin, args...)
+		t.Logf("$ kubectl %s -> exit %d", strings.Join(args, " "), r.ExitCode)
+		return r
+	}
+	must := func(t *testing.T, stdin string, args ...string) string {
+		t.Helper()
+		r := k(t, stdin, args...)
+		if r.ExitCode != 0 {
+			t.Fatalf("kubectl %s: %s", strings.Join(args, " "), r)
+		}
+		return r.Stdout
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, args := range [][]string{
+			{"get", "pods,deployments,replicasets,endpointslices", "-A", "-o", "wide"},
+			{"get", "events", "-A", "--sort-by=.lastTimestamp"},
+			{"-n", devcluster.DefaultNamespace, "logs", "-l", "app.kubernetes.io/name=embargo", "--tail=60", "--prefix"},
+		} {
+			r := node.Kubectl(context.Background(), "", args...)
+			t.Logf("---- kubectl %s ----\n%s%s", strings.Join(args, " "), r.Stdout, r.Stderr)
+		}
+		for _, p := range []string{"kubelet", "containerd", "kube-apiserver"} {
+			t.Logf("---- %s ----\n%s", p, node.ProcLog(p, 40))
+		}
+	})
+
+	// The manager image and runnable sample images, in the node's registry.
+	repo := node.Registry.Host + "/embargo-dev/embargo"
+	if _, err := imagebuild.PushLayout(ctx, layoutDir, repo+":e2e", true); err != nil {
+		t.Fatalf("pushing the image: %v", err)
+	}
+	push := func(repoTag string, build func() (v1.Image, error)) string {
+		t.Helper()
+		base, err := build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := devcluster.RunnableImage(base, node.PauseBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.Registry.Push(repoTag, img); err != nil {
+			t.Fatal(err)
+		}
+		return node.Registry.Ref(repoTag)
+	}
+	kesl := push("security/kesl:12.1.0", testimage.KasperskyEndpoint)
+	clean := push("shop/frontend:1.4.2", testimage.Clean)
+
+	// helm install with the chart's defaults.
+	hctx, hcancel := context.WithTimeout(ctx, 6*time.Minute)
+	r := node.Helm(hctx, "", "install", devcluster.DefaultRelease, filepath.Join(root, "charts", "embargo"),
+		"--namespace", devcluster.DefaultNamespace, "--create-namespace",
+		"--set", "image.repository="+repo, "--set", "image.tag=e2e",
+		"--set", "registry.insecure={"+node.Registry.Host+"}",
+		"--wait", "--timeout", "5m")
+	hcancel()
+	if r.ExitCode != 0 {
+		t.Fatalf("helm install: %s", r)
+	}
+	t.Logf("helm install done %s after start", time.Since(start).Round(time.Millisecond))
+
+	t.Run("two manager Pods Ready, one leader, certificate served through the Service", func(t *testing.T) {
+		out := must(t, "", "-n", devcluster.DefaultNamespace, "get", "pods", "-l", "app.kubernetes.io/name=embargo",
+			"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[0].imageID}{"\n"}{end}`)
+		lines := strings.Fields(strings.ReplaceAll(out, "\n", " "))
+		if len(lines) != 6 {
+			t.Fatalf("want 2 manager pods with Ready and imageID, got %q", out)
+		}
+		for i := 0; i < 6; i += 3 {
+			if lines[i+1] != "True" || !strings.Contains(lines[i+2], "@sha256:") {
+				t.Errorf("pod %s: Ready=%s imageID=%s", lines[i], lines[i+1], lines[i+2])
+			}
+		}
+		eventually(t, time.Minute, func() error {
+			holder := leaseHolder(t, node)
+			if holder == "" {
+				return fmt.Errorf("no leader yet")
+			}
+			if !strings.Contains(out, strings.SplitN(holder, "_", 2)[0]) {
+				return fmt.Errorf("lease holder %q is not one of the manager pods:\n%s", holder, out)
+			}
+			return nil
+		})
+		cab := must(t, "", "get", "validatingwebhookconfigurations", "-o", `jsonpath={.items[*].webhooks[*].clientConfig.caBundle}`)
+		if strings.Count(cab, "LS0t") < 2 { // base64 of "---"
+			t.Errorf("caBundle not patched: %q", cab)
+		}
+		svc := must(t, "", "get", "validatingwebhookconfigurations", "-o", `jsonpath={.items[*].webhooks[*].clientConfig.service.name}`)
+		if svc == "" {
+			t.Errorf("webhooks do not call a Service")
+		}
+		probeAdmission(t, node)
+	})
+
+	must(t, devcluster.PolicyDeny+"\n---\n"+devcluster.PolicyAudit, "apply", "-f", "-")
+	denyNS, auditNS := "payments", "legacy"
+	must(t, devcluster.Namespace(denyNS, "deny")+"---\n"+devcluster.Namespace(auditNS, "audit"), "apply", "-f", "-")
+
+	t.Run("a Deployment with kesl is denied with the full message", func(t *testing.T) {
+		r := k(t, deployment("endpoint-agent", kesl), "-n", denyNS, "apply", "-f", "-")
+		if r.ExitCode == 0 {
+			t.Fatalf("admitted: %s", r)
+		}
+		for _, want := range []string{"denied the request", "Deployment " + denyNS + "/endpoint-agent", devcluster.PolicyDenyName,
+			"kesl 12.1.0-1187", "AO Kaspersky Lab", "dpkg Maintainer", "layer sha256:", "Binding Operational Directive 17-01"} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("message lacks %q:\n%s", want, r.Stderr)
+			}
+		}
+	})
+
+	t.Run("a clean Deployment's Pods run", func(t *testing.T) {
+		must(t, deployment("frontend", clean), "-n", denyNS, "apply", "-f", "-")
+		waitRunning(t, node, denyNS, "app=frontend", 1)
+	})
+
+	t.Run("a Pod admitted under Audit is reported with the digest the kubelet pulled", func(t *testing.T) {
+		must(t, deployment("endpoint-agent", kesl), "-n", auditNS, "apply", "-f", "-")
+		ids := waitRunning(t, node, auditNS, "app=endpoint-agent", 1)
+		digest := ids[0][strings.LastIndex(ids[0], "@")+1:]
+		eventually(t, 2*time.Minute, func() error {
+			out := node.Kubectl(ctx, "", "get", "vendorpolicy", devcluster.PolicyAuditName, "-o", "json").Stdout
+			var vp struct {
+				Status struct {
+					Violations []struct {
+						Namespace, Name, Kind string
+						Digest, Image         string
+					} `json:"violations"`
+				} `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(out), &vp); err != nil {
+				return err
+			}
+			for _, v := range vp.Status.Violations {
+				if v.Namespace == auditNS && strings.Contains(v.Digest+v.Image, digest) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no violation in %s with the kubelet's digest %s:\n%s", auditNS, digest, out)
+		})
+		must(t, "", "get", "vendorpolicies,imagescans")
+	})
+
+	t.Run("the leader's Pod is deleted: the other replica leads, admission keeps answering", func(t *testing.T) {
+		old := leaseHolder(t, node)
+		pod := strings.SplitN(old, "_", 2)[0]
+		var failed, total atomic.Int32
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// A server-side dry run of a kesl Deployment: every answer must be the webhook's denial.
+				r := node.Kubectl(ctx, deployment("failover", kesl), "-n", denyNS, "apply", "--dry-run=server", "-f", "-")
+				total.Add(1)
+				if r.ExitCode == 0 || !strings.Contains(r.Stderr, "denied the request") {
+					failed.Add(1)
+					t.Logf("admission during failover: %s", r)
+				}
+			}
+		}()
+		must(t, "", "-n", devcluster.DefaultNamespace, "delete", "pod", pod, "--wait=false")
+		eventually(t, 2*time.Minute, func() error {
+			if h := leaseHolder(t, node); h == "" || h == old {
+				return fmt.Errorf("lease still held by %q", h)
+			}
+			return nil
+		})
+		waitRunning(t, node, devcluster.DefaultNamespace, "app.kubernetes.io/name=embargo", 2)
+		close(stop)
+		wg.Wait()
+		t.Logf("admissions during failover: %d, failed: %d", total.Load(), failed.Load())
+		if total.Load() < 3 || failed.Load() != 0 {
+			t.Errorf("%d of %d admissions failed during the failover", failed.Load(), total.Load())
+		}
+	})
+
+	t.Run("helm uninstall keeps the CRDs", func(t *testing.T) {
+		hctx, hcancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer hcancel()
+		if r := node.Helm(hctx, "", "uninstall", devcluster.DefaultRelease, "-n", devcluster.DefaultNamespace, "--wait"); r.ExitCode != 0 {
+			t.Fatalf("helm uninstall: %s", r)
+		}
+		must(t, "", "get", "crd", "vendorpolicies.embargo.dev", "imagescans.embargo.dev")
+	})
+}
+
+func deployment(name, image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: agent
+        image: %[2]s
+`, name, image)
+}
+
+// leaseHolder is the manager's leader-election lease holder ("" when none).
+func leaseHolder(t *testing.T, node *devcluster.Node) string {
+	t.Helper()
+	r := node.Kubectl(context.Background(), "", "-n", devcluster.DefaultNamespace, "get", "leases", "-o", `jsonpath={range .items[*]}{.spec.holderIdentity}{"\n"}{end}`)
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if strings.Contains(l, "embargo") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
+// probeAdmission checks the API server reaches the webhook through its Service: a bad policy
+// is refused by the policy webhook.
+func probeAdmission(t *testing.T, node *devcluster.Node) {
+	t.Helper()
+	r := node.Kubectl(context.Background(), "apiVersion: embargo.dev/v1alpha1\nkind: VendorPolicy\nmetadata: {name: probe}\nspec:\n  vendors:\n  - catalog: no-such-vendor\n",
+		"create", "--dry-run=server", "-f", "-")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "denied the request") {
+		t.Fatalf("the policy webhook did not answer through the Service: %s", r)
+	}
+}
+
+// waitRunning waits for n Running, Ready Pods matching selector and returns their imageIDs.
+func waitRunning(t *testing.T, node *devcluster.Node, ns, selector string, n int) []string {
+	t.Helper()
+	var ids []string
+	eventually(t, 3*time.Minute, func() error {
+		out := node.Kubectl(context.Background(), "", "-n", ns, "get", "pods", "-l", selector,
+			"-o", `jsonpath={range .items[*]}{.status.phase} {.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[0].imageID} {.metadata.deletionTimestamp}{"\n"}{end}`).Stdout
+		ids = nil
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 3 && f[0] == "Running" && f[1] == "True" && strings.Contains(f[2], "@sha256:") {
+				ids = append(ids, f[2])
+			}
+		}
+		if len(ids) != n {
+			return fmt.Errorf("want %d Running Ready pods for %s in %s, have:\n%s", n, selector, ns, out)
+		}
+		return nil
+	})
+	return ids
+}
