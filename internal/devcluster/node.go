@@ -225,18 +225,19 @@ func (n *Node) network() error {
 	if err := os.MkdirAll(cni, 0o755); err != nil {
 		return err
 	}
-	// isGateway gives Pods a default route to the host address (the API server, the
-	// registry, ClusterIPs); ipMasq is off and the FORWARD rules above drop the rest.
+	// Pods reach the bridge's /24 (the host address: API server, registry) directly and the
+	// Service range through the host, where kube-proxy translates it; they have no default
+	// route, ipMasq is off, and the FORWARD rules above drop anything else.
 	conf := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "embargo-devnode",
   "plugins": [
     {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "rangeStart": "10.213.0.10", "gateway": %q}]],
-              "dataDir": %q}},
+              "routes": [{"dst": %q, "gw": %q}], "dataDir": %q}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
-}`, NodeBridge, NodePodCIDR, NodeHostIP, filepath.Join(nodeDir, "cni-ipam"))
+}`, NodeBridge, NodePodCIDR, NodeHostIP, nodeSvcCIDR, NodeHostIP, filepath.Join(nodeDir, "cni-ipam"))
 	return os.WriteFile(filepath.Join(cni, "10-embargo.conflist"), []byte(conf), 0o644)
 }
 
