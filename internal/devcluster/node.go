@@ -655,6 +655,7 @@ func (n *Node) cleanup() {
 	if _, err := os.Stat(n.assetsOr("kube-proxy")); err == nil {
 		_ = exec.Command(n.assetsOr("kube-proxy"), "--cleanup", "--v=0").Run()
 	}
+	removeKubeChains()
 	for _, dir := range [][]string{{"-i", NodeBridge, "!", "-o", NodeBridge}, {"-o", NodeBridge, "!", "-i", NodeBridge}} {
 		for range 4 {
 			args := append([]string{"-w", "-D", "FORWARD"}, dir...)
@@ -693,6 +694,37 @@ func (n *Node) assetsOr(b string) string {
 		return b
 	}
 	return n.assets(b)
+}
+
+// removeKubeChains deletes the KUBE-* chains the kubelet and kube-proxy made (KUBE-FIREWALL,
+// the canaries, kube-proxy's service chains: --cleanup leaves the kubelet's), and the rules
+// that jump to them, in every table of iptables and ip6tables.
+func removeKubeChains() {
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, err := exec.Command(bin, "-w", "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			var chains []string
+			for _, l := range strings.Split(string(out), "\n") {
+				f := strings.Fields(l)
+				switch {
+				case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "KUBE-"):
+					chains = append(chains, f[1])
+				case len(f) > 2 && f[0] == "-A" && !strings.HasPrefix(f[1], "KUBE-") && strings.Contains(l, " -j KUBE-"):
+					// Rule specs are printed with quotes; split them back as the shell would.
+					_ = exec.Command("sh", "-c", bin+" -w -t "+table+" -D "+strings.TrimPrefix(l, "-A ")).Run()
+				}
+			}
+			for _, c := range chains {
+				_ = exec.Command(bin, "-w", "-t", table, "-F", c).Run()
+			}
+			for _, c := range chains {
+				_ = exec.Command(bin, "-w", "-t", table, "-X", c).Run()
+			}
+		}
+	}
 }
 
 func restoreSysctls(file string) {
