@@ -85,6 +85,11 @@ type Outcome struct {
 func (c *Cache) Do(digest string, fn func() (*Record, error)) <-chan Outcome {
 	out := make(chan Outcome, 1)
 	ch := c.group.DoChan(digest, func() (any, error) {
+		// A caller that missed the cache just before another flight for this digest ended
+		// starts a new flight: answer it from that flight's record instead of a second pull.
+		if r, ok := c.mem.Get(digest); ok {
+			return r, nil
+		}
 		rec, err := fn()
 		if err != nil {
 			return nil, err
