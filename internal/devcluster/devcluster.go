@@ -7,8 +7,10 @@
 // The end-to-end tests and `make demo` share it, so the demo is what the tests prove. It execs
 // the built binaries and never links the scanner: test binaries that import it build fast.
 //
-// There is no scheduler, kubelet or kube-controller-manager: pods stay Pending and Deployments
-// get no ReplicaSets unless SimulateRollout stands in for the controllers.
+// Start's cluster has no scheduler, kubelet or kube-controller-manager: pods stay Pending and
+// Deployments get no ReplicaSets unless SimulateRollout stands in for the controllers. It is the
+// fast path the admission and CLI tests use. StartNode (node.go) is the real thing: a one-node
+// cluster with kubelet, containerd and kube-proxy, Embargo installed from its image by helm.
 package devcluster
 
 import (

@@ -1,7 +1,8 @@
 // Package e2e checks Embargo as a user meets it: the built binaries (bin/manager, bin/embargo),
 // the Helm chart rendered by the real helm and applied by the real kubectl to a real
 // kube-apiserver and etcd, and an OCI registry on 127.0.0.1. Tests talk to the cluster with
-// kubectl only and read what a person would read.
+// kubectl only and read what a person would read. TestNode (node_test.go) runs the image `make
+// image` built as Pods on a real node (devcluster.StartNode), installed with helm.
 //
 // It needs KUBEBUILDER_ASSETS (hack/envtest-assets.sh) and EMBARGO_BIN (the directory `make
 // build` fills); without EMBARGO_BIN it builds the binaries into a temporary directory. It
