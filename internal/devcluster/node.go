@@ -204,6 +204,17 @@ func (n *Node) network() error {
 	if err := os.WriteFile(filepath.Join(nodeDir, "sysctls"), []byte(formatSysctls(n.sysctls)), 0o600); err != nil {
 		return err
 	}
+	// Paths containerd, the kubelet and CNI use whatever their configuration says (shim
+	// sockets, device plugins, the CNI result cache): Stop removes those this node created.
+	var created []string
+	for _, p := range []string{"/run/containerd", "/var/lib/kubelet", "/var/lib/cni"} {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			created = append(created, p)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(nodeDir, "host-paths"), []byte(strings.Join(created, "\n")), 0o600); err != nil {
+		return err
+	}
 	out, _ := exec.Command("ip", "-4", "route", "show").CombinedOutput()
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "10.213.") || strings.HasPrefix(l, "10.214.") {
@@ -686,6 +697,16 @@ func (n *Node) cleanup() {
 		}
 	}
 	restoreSysctls(filepath.Join(nodeDir, "sysctls"))
+	if cached, _ := filepath.Glob("/var/lib/cni/results/embargo-devnode-*"); len(cached) > 0 {
+		for _, f := range cached {
+			_ = os.Remove(f)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(nodeDir, "host-paths")); err == nil {
+		for _, p := range strings.Fields(string(b)) {
+			_ = os.RemoveAll(p)
+		}
+	}
 	_ = os.RemoveAll(nodeDir)
 }
 
