@@ -366,12 +366,7 @@ func (n *Node) controlPlane(ctx context.Context) error {
 // node starts containerd, the kubelet and kube-proxy, and waits for the Node to be Ready and
 // the controllers to have published what Pods need.
 func (n *Node) node(ctx context.Context) error {
-	hostsDir := filepath.Join(nodeDir, "certs.d", n.Registry.Host)
-	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
-		return err
-	}
-	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", n.Registry.Host)
-	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+	if err := n.TrustRegistry(n.Registry.Host); err != nil {
 		return err
 	}
 	ctrdConf := filepath.Join(nodeDir, "containerd.toml")
@@ -524,6 +519,17 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 		return fmt.Errorf("kube-controller-manager did not create the default ServiceAccount: %w\n%s", err, n.ProcLog("kube-controller-manager", 30))
 	}
 	return nil
+}
+
+// TrustRegistry lets containerd pull from host over plain HTTP, like the node's own registry:
+// for another registry a test serves on NodeHostIP (one with basic auth, say).
+func (n *Node) TrustRegistry(host string) error {
+	dir := filepath.Join(nodeDir, "certs.d", host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", host)
+	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644)
 }
 
 // cgroupRoot creates the cgroup every Pod of the node lives under, in each v1 hierarchy, so

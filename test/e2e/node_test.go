@@ -97,12 +97,40 @@ func TestNode(t *testing.T) {
 	kesl := push("security/kesl:12.1.0", testimage.KasperskyEndpoint)
 	clean := push("shop/frontend:1.4.2", testimage.Clean)
 
+	// A private registry on the bridge with basic auth: the kubelet pulls from it with a Pod's
+	// imagePullSecrets, and Embargo must scan with the same secret.
+	private, err := testimage.NewRegistry(testimage.WithAddr(devcluster.NodeHostIP+":0"), testimage.WithBasicAuth("puller", "pull-s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(private.Close)
+	if err := node.TrustRegistry(private.Host); err != nil {
+		t.Fatal(err)
+	}
+	pushPrivate := func(repoTag string, build func() (v1.Image, error)) string {
+		t.Helper()
+		base, err := build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := devcluster.RunnableImage(base, node.PauseBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := private.Push(repoTag, img); err != nil {
+			t.Fatal(err)
+		}
+		return private.Ref(repoTag)
+	}
+	privKesl := pushPrivate("security/kesl:12.1.0", testimage.KasperskyEndpoint)
+	privClean := pushPrivate("shop/frontend:1.4.2", testimage.Clean)
+
 	// helm install with the chart's defaults.
 	hctx, hcancel := context.WithTimeout(ctx, 6*time.Minute)
 	r := node.Helm(hctx, "", "install", devcluster.DefaultRelease, filepath.Join(root, "charts", "embargo"),
 		"--namespace", devcluster.DefaultNamespace, "--create-namespace",
 		"--set", "image.repository="+repo, "--set", "image.tag=e2e",
-		"--set", "registry.insecure={"+node.Registry.Host+"}",
+		"--set", "registry.insecure={"+node.Registry.Host+","+private.Host+"}",
 		"--wait", "--timeout", "5m")
 	hcancel()
 	if r.ExitCode != 0 {
@@ -190,6 +218,31 @@ func TestNode(t *testing.T) {
 			return fmt.Errorf("no violation in %s with the kubelet's digest %s:\n%s", auditNS, digest, out)
 		})
 		must(t, "", "get", "vendorpolicies,imagescans")
+	})
+
+	t.Run("a private registry: the Pod's imagePullSecrets pull and scan; without them the docs' onScanError decides", func(t *testing.T) {
+		withSecret, without := "private-pull", "private-nosecret"
+		must(t, devcluster.Namespace(withSecret, "deny")+"---\n"+devcluster.Namespace(without, "deny"), "apply", "-f", "-")
+		must(t, "", "-n", withSecret, "create", "secret", "docker-registry", "regcred",
+			"--docker-server="+private.Host, "--docker-username=puller", "--docker-password=pull-s3cret")
+		pull := "      imagePullSecrets: [{name: regcred}]\n"
+		// Embargo read the image with the secret: it found kesl in it.
+		r := k(t, deployment("agent", privKesl)+pull, "-n", withSecret, "apply", "-f", "-")
+		if r.ExitCode == 0 || !strings.Contains(r.Stderr, "kesl 12.1.0-1187") {
+			t.Errorf("kesl from the private registry with the pull secret not denied with its finding: %s", r)
+		}
+		// The kubelet pulled with the secret: the clean image runs.
+		must(t, deployment("frontend", privClean)+pull, "-n", withSecret, "apply", "-f", "-")
+		waitRunning(t, node, withSecret, "app=frontend", 1)
+		// No secret in this namespace: Embargo cannot read the image, and the policy's
+		// onScanError: Allow admits it with a warning (the kubelet cannot pull it either).
+		r = k(t, deployment("agent", privKesl), "-n", without, "apply", "-f", "-")
+		if r.ExitCode != 0 || !strings.Contains(r.Stderr, "Warning:") {
+			t.Errorf("without credentials, want admitted with a warning (onScanError: Allow): %s", r)
+		}
+		if strings.Contains(r.Stdout+r.Stderr, "pull-s3cret") {
+			t.Errorf("the password is echoed: %s", r)
+		}
 	})
 
 	t.Run("the leader's Pod is deleted: the other replica leads, admission keeps answering", func(t *testing.T) {
