@@ -237,7 +237,7 @@ func TestNode(t *testing.T) {
 		// No secret in this namespace: Embargo cannot read the image, and the policy's
 		// onScanError: Allow admits it with a warning (the kubelet cannot pull it either).
 		r = k(t, deployment("agent", privKesl), "-n", without, "apply", "-f", "-")
-		if r.ExitCode != 0 || !strings.Contains(r.Stderr, "Warning:") {
+		if r.ExitCode != 0 || !strings.Contains(r.Stderr, "admitted by onScanError: Allow") {
 			t.Errorf("without credentials, want admitted with a warning (onScanError: Allow): %s", r)
 		}
 		if strings.Contains(r.Stdout+r.Stderr, "pull-s3cret") {
