@@ -248,41 +248,38 @@ func TestNode(t *testing.T) {
 	t.Run("the leader's Pod is deleted: the other replica leads, admission keeps answering", func(t *testing.T) {
 		old := leaseHolder(t, node)
 		pod := strings.SplitN(old, "_", 2)[0]
-		var failed, total atomic.Int32
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+		admitDuring(t, node, kesl, denyNS, "failover", func() {
+			must(t, "", "-n", devcluster.DefaultNamespace, "delete", "pod", pod, "--wait=false")
+			eventually(t, 2*time.Minute, func() error {
+				if h := leaseHolder(t, node); h == "" || h == old {
+					return fmt.Errorf("lease still held by %q", h)
 				}
-				// A server-side dry run of a kesl Deployment: every answer must be the webhook's denial.
-				r := node.Kubectl(ctx, deployment("failover", kesl), "-n", denyNS, "apply", "--dry-run=server", "-f", "-")
-				total.Add(1)
-				if r.ExitCode == 0 || !strings.Contains(r.Stderr, "denied the request") {
-					failed.Add(1)
-					t.Logf("admission during failover: %s", r)
-				}
-			}
-		}()
-		must(t, "", "-n", devcluster.DefaultNamespace, "delete", "pod", pod, "--wait=false")
-		eventually(t, 2*time.Minute, func() error {
-			if h := leaseHolder(t, node); h == "" || h == old {
-				return fmt.Errorf("lease still held by %q", h)
-			}
-			return nil
+				return nil
+			})
+			waitRunning(t, node, devcluster.DefaultNamespace, "app.kubernetes.io/name=embargo", 2)
 		})
-		waitRunning(t, node, devcluster.DefaultNamespace, "app.kubernetes.io/name=embargo", 2)
-		close(stop)
-		wg.Wait()
-		t.Logf("admissions during failover: %d, failed: %d", total.Load(), failed.Load())
-		if total.Load() < 3 || failed.Load() != 0 {
-			t.Errorf("%d of %d admissions failed during the failover", failed.Load(), total.Load())
+	})
+
+	t.Run("helm upgrade to a new image tag rolls without an admission outage", func(t *testing.T) {
+		if _, err := imagebuild.PushLayout(ctx, layoutDir, repo+":e2e-next", true); err != nil {
+			t.Fatal(err)
 		}
+		admitDuring(t, node, kesl, denyNS, "upgrade", func() {
+			hctx, hcancel := context.WithTimeout(ctx, 5*time.Minute)
+			defer hcancel()
+			if r := node.Helm(hctx, "", "upgrade", devcluster.DefaultRelease, filepath.Join(root, "charts", "embargo"),
+				"--namespace", devcluster.DefaultNamespace, "--reuse-values", "--set", "image.tag=e2e-next", "--wait", "--timeout", "4m"); r.ExitCode != 0 {
+				t.Fatalf("helm upgrade: %s", r)
+			}
+			eventually(t, 2*time.Minute, func() error {
+				out := node.Kubectl(ctx, "", "-n", devcluster.DefaultNamespace, "get", "pods", "-l", "app.kubernetes.io/name=embargo",
+					"-o", `jsonpath={range .items[*]}{.spec.containers[0].image} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`).Stdout
+				if strings.Count(out, ":e2e-next True") != 2 || strings.Contains(out, ":e2e ") {
+					return fmt.Errorf("not rolled to e2e-next:\n%s", out)
+				}
+				return nil
+			})
+		})
 	})
 
 	t.Run("helm uninstall keeps the CRDs", func(t *testing.T) {
@@ -293,6 +290,41 @@ func TestNode(t *testing.T) {
 		}
 		must(t, "", "get", "crd", "vendorpolicies.embargo.dev", "imagescans.embargo.dev")
 	})
+}
+
+// admitDuring sends server-side dry runs of a kesl Deployment in ns without pause while during
+// runs, and fails unless every one came back as the webhook's denial.
+func admitDuring(t *testing.T, node *devcluster.Node, image, ns, what string, during func()) {
+	t.Helper()
+	var failed, total atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := node.Kubectl(context.Background(), deployment(what, image), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+			total.Add(1)
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, "denied the request") {
+				failed.Add(1)
+				t.Logf("admission during the %s: %s", what, r)
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+		t.Logf("admissions during the %s: %d, failed: %d", what, total.Load(), failed.Load())
+		if total.Load() < 3 || failed.Load() != 0 {
+			t.Errorf("%d of %d admissions failed during the %s", failed.Load(), total.Load(), what)
+		}
+	}()
+	during()
 }
 
 func deployment(name, image string) string {
