@@ -282,6 +282,20 @@ func TestNode(t *testing.T) {
 		})
 	})
 
+	t.Run("kubectl drain respects the PodDisruptionBudget", func(t *testing.T) {
+		// One node: the evicted replica's successor cannot schedule on the cordoned node, so the
+		// PDB (minAvailable 1) must refuse the second eviction and drain must give up.
+		admitDuring(t, node, kesl, denyNS, "drain", func() {
+			r := k(t, "", "drain", "embargo-node", "--pod-selector=app.kubernetes.io/name=embargo", "--delete-emptydir-data", "--timeout=20s")
+			if r.ExitCode == 0 || !strings.Contains(r.Stdout+r.Stderr, "disruption budget") {
+				t.Errorf("drain was not held back by the PDB: %s", r)
+			}
+			waitRunning(t, node, devcluster.DefaultNamespace, "app.kubernetes.io/name=embargo", 1)
+		})
+		must(t, "", "uncordon", "embargo-node")
+		waitRunning(t, node, devcluster.DefaultNamespace, "app.kubernetes.io/name=embargo", 2)
+	})
+
 	t.Run("helm uninstall keeps the CRDs", func(t *testing.T) {
 		hctx, hcancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer hcancel()
