@@ -79,7 +79,8 @@ func TestNode(t *testing.T) {
 	if _, err := imagebuild.PushLayout(ctx, layoutDir, repo+":e2e", true); err != nil {
 		t.Fatalf("pushing the image: %v", err)
 	}
-	push := func(repoTag string, build func() (v1.Image, error)) string {
+	// push makes a sample image runnable and pushes it to reg.
+	push := func(reg *testimage.Registry, repoTag string, build func() (v1.Image, error)) string {
 		t.Helper()
 		base, err := build()
 		if err != nil {
@@ -89,13 +90,13 @@ func TestNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := node.Registry.Push(repoTag, img); err != nil {
+		if _, err := reg.Push(repoTag, img); err != nil {
 			t.Fatal(err)
 		}
-		return node.Registry.Ref(repoTag)
+		return reg.Ref(repoTag)
 	}
-	kesl := push("security/kesl:12.1.0", testimage.KasperskyEndpoint)
-	clean := push("shop/frontend:1.4.2", testimage.Clean)
+	kesl := push(node.Registry, "security/kesl:12.1.0", testimage.KasperskyEndpoint)
+	clean := push(node.Registry, "shop/frontend:1.4.2", testimage.Clean)
 
 	// A private registry on the bridge with basic auth: the kubelet pulls from it with a Pod's
 	// imagePullSecrets, and Embargo must scan with the same secret.
@@ -107,23 +108,8 @@ func TestNode(t *testing.T) {
 	if err := node.TrustRegistry(private.Host); err != nil {
 		t.Fatal(err)
 	}
-	pushPrivate := func(repoTag string, build func() (v1.Image, error)) string {
-		t.Helper()
-		base, err := build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := devcluster.RunnableImage(base, node.PauseBinary)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := private.Push(repoTag, img); err != nil {
-			t.Fatal(err)
-		}
-		return private.Ref(repoTag)
-	}
-	privKesl := pushPrivate("security/kesl:12.1.0", testimage.KasperskyEndpoint)
-	privClean := pushPrivate("shop/frontend:1.4.2", testimage.Clean)
+	privKesl := push(private, "security/kesl:12.1.0", testimage.KasperskyEndpoint)
+	privClean := push(private, "shop/frontend:1.4.2", testimage.Clean)
 
 	// helm install with the chart's defaults.
 	hctx, hcancel := context.WithTimeout(ctx, 6*time.Minute)
