@@ -870,3 +870,69 @@ func freePorts(n int) ([]int, error) {
 	}
 	return out, nil
 }
+
+// ContainerMemory is what the kernel recorded of one container's memory, read on the node.
+type ContainerMemory struct {
+	// PeakRSS is the largest resident set any of the container's processes reached (VmHWM).
+	PeakRSS int64
+	// CgroupPeak is the memory cgroup's high-water mark: RSS plus the page cache it was charged
+	// (files written to an emptyDir count until reclaimed), so it runs close to Limit under I/O.
+	CgroupPeak int64
+	// Limit is the cgroup's memory limit, the Pod's resources.limits.memory.
+	Limit int64
+	// OOMKills counts processes the kernel's OOM killer ended in this cgroup.
+	OOMKills int64
+}
+
+// ContainerMemory reads the memory cgroup (v1) of the container with this runtime id
+// ("containerd://…" as a Pod's status shows it, or the bare id).
+func (n *Node) ContainerMemory(containerID string) (ContainerMemory, error) {
+	id := containerID[strings.LastIndex(containerID, "/")+1:]
+	var dir string
+	root := filepath.Join("/sys/fs/cgroup/memory", nodeCgroupRoot)
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == id {
+			dir = p
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if dir == "" {
+		return ContainerMemory{}, fmt.Errorf("no memory cgroup for container %s under %s", id, root)
+	}
+	read := func(f string) int64 {
+		b, _ := os.ReadFile(filepath.Join(dir, f))
+		v, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return v
+	}
+	m := ContainerMemory{CgroupPeak: read("memory.max_usage_in_bytes"), Limit: read("memory.limit_in_bytes")}
+	if b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+				m.OOMKills, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return m, err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		status, err := os.ReadFile(filepath.Join("/proc", f, "status"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.PeakRSS = max(m.PeakRSS, kb<<10)
+			}
+		}
+	}
+	return m, nil
+}
+
+// EmptyDir is the host directory behind a Pod's emptyDir volume.
+func (n *Node) EmptyDir(podUID, volume string) string {
+	return filepath.Join(nodeDir, "kubelet", "pods", podUID, "volumes", "kubernetes.io~empty-dir", volume)
+}

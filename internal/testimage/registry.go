@@ -30,8 +30,9 @@ type Registry struct {
 	user string
 	pass string
 
-	tls  bool
-	addr string
+	tls     bool
+	addr    string
+	blobDir string
 
 	mu        sync.Mutex
 	manifests map[string]int
@@ -58,13 +59,22 @@ func WithAddr(addr string) Option {
 	return func(r *Registry) { r.addr = addr }
 }
 
+// WithDiskBlobs keeps blobs as files under dir instead of in memory (images of gigabytes).
+func WithDiskBlobs(dir string) Option {
+	return func(r *Registry) { r.blobDir = dir }
+}
+
 // NewRegistry starts a registry on 127.0.0.1 (or WithAddr).
 func NewRegistry(opts ...Option) (*Registry, error) {
 	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	ropts := []registry.Option{registry.Logger(log.New(io.Discard, "", 0))}
+	if r.blobDir != "" {
+		ropts = append(ropts, registry.WithBlobHandler(registry.NewDiskBlobHandler(r.blobDir)))
+	}
+	inner := registry.New(ropts...)
 	if r.addr == "" {
 		r.addr = "127.0.0.1:0"
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,7 @@ import (
 // and containerd, the webhook reached through its Service. It fails, never skips, when the node
 // cannot start.
 func TestNode(t *testing.T) {
-	layoutDir := os.Getenv("EMBARGO_IMAGE_LAYOUT")
-	if layoutDir == "" {
-		layoutDir = filepath.Join(root, "bin", "image")
-	}
+	layoutDir := imageLayout()
 	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err != nil {
 		t.Fatalf("no image layout at %s (run `make image`): %v", layoutDir, err)
 	}
@@ -111,12 +109,34 @@ func TestNode(t *testing.T) {
 	privKesl := push(private, "security/kesl:12.1.0", testimage.KasperskyEndpoint)
 	privClean := push(private, "shop/frontend:1.4.2", testimage.Clean)
 
+	// A ~2 GB image cut from this machine's own filesystem, on a disk-backed registry on the
+	// bridge, built while the chart installs.
+	bigReg, err := testimage.NewRegistry(testimage.WithAddr(devcluster.NodeHostIP+":0"), testimage.WithDiskBlobs(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bigReg.Close)
+	var (
+		big      string
+		bigStats testimage.HostStats
+		bigErr   error
+		bigDone  = make(chan struct{})
+		bigDir   = t.TempDir()
+	)
+	go func() {
+		defer close(bigDone)
+		var img v1.Image
+		if img, bigStats, bigErr = testimage.HostImage(bigDir, testimage.HostLayers...); bigErr == nil {
+			big, bigErr = bigReg.Push("debian/host:large", img)
+		}
+	}()
+
 	// helm install with the chart's defaults.
 	hctx, hcancel := context.WithTimeout(ctx, 6*time.Minute)
 	r := node.Helm(hctx, "", "install", devcluster.DefaultRelease, filepath.Join(root, "charts", "embargo"),
 		"--namespace", devcluster.DefaultNamespace, "--create-namespace",
 		"--set", "image.repository="+repo, "--set", "image.tag=e2e",
-		"--set", "registry.insecure={"+node.Registry.Host+","+private.Host+"}",
+		"--set", "registry.insecure={"+node.Registry.Host+","+private.Host+","+bigReg.Host+"}",
 		"--wait", "--timeout", "5m")
 	hcancel()
 	if r.ExitCode != 0 {
@@ -228,6 +248,85 @@ func TestNode(t *testing.T) {
 		}
 		if strings.Contains(r.Stdout+r.Stderr, "pull-s3cret") {
 			t.Errorf("the password is echoed: %s", r)
+		}
+	})
+
+	t.Run("a ~2 GB, ~75,000-file image is scanned inside the manager Pods under the chart's default memory limit", func(t *testing.T) {
+		<-bigDone
+		if bigErr != nil {
+			t.Fatalf("building the image from this machine's filesystem: %v", bigErr)
+		}
+		t.Logf("%s: %d files, %.2f GB uncompressed, %.2f GB compressed", big, bigStats.Files,
+			float64(bigStats.UncompressedBytes)/1e9, float64(bigStats.CompressedBytes)/1e9)
+		if bigStats.UncompressedBytes < 1.8e9 || bigStats.Files < 60000 {
+			t.Fatalf("this machine's filesystem gave a smaller image than the ~2 GB, ~80,000 files wanted: %+v", bigStats)
+		}
+		ns := "large-images"
+		must(t, devcluster.Namespace(ns, "deny"), "apply", "-f", "-")
+		// Server-side dry runs are admitted by the webhook like real Pods (sideEffects: None) but
+		// no kubelet pulls the image. The first outlasts the 7 s scan budget: onScanError: Allow
+		// admits it with a warning and the scan goes on in the background, where a replica's
+		// retry finds it done.
+		start := time.Now()
+		dryRun := func() devcluster.Result {
+			return node.Kubectl(ctx, "", "-n", ns, "run", "host", "--image="+big, "--restart=Never", "--dry-run=server", "-o", "name")
+		}
+		if r := dryRun(); r.ExitCode != 0 {
+			t.Fatalf("the first admission of the large image: %s", r)
+		}
+		eventually(t, 8*time.Minute, func() error {
+			if r := dryRun(); r.ExitCode != 0 || strings.Contains(r.Stderr, "onScanError") {
+				return fmt.Errorf("not decided from a finished scan yet: %s", r)
+			}
+			return nil
+		})
+		t.Logf("decided from a finished scan %s after the first admission", time.Since(start).Round(time.Second))
+		digest := big[strings.LastIndex(big, "@")+1:]
+		eventually(t, 2*time.Minute, func() error {
+			out := must(t, "", "get", "imagescans", "-o", `jsonpath={range .items[*]}{.spec.digest} {.status.phase} {.status.packageCount}{"\n"}{end}`)
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) == 3 && f[0] == digest {
+					if n, _ := strconv.Atoi(f[2]); f[1] == "Scanned" && n >= 500 {
+						t.Logf("ImageScan: %s", l)
+						return nil
+					}
+					return fmt.Errorf("ImageScan of %s: %s", digest, l)
+				}
+			}
+			return fmt.Errorf("no ImageScan for %s:\n%s", digest, out)
+		})
+
+		out := must(t, "", "-n", devcluster.DefaultNamespace, "get", "pods", "-l", "app.kubernetes.io/name=embargo", "-o",
+			`jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{"\n"}{end}`)
+		pods := strings.Split(strings.TrimSpace(out), "\n")
+		if len(pods) != 2 {
+			t.Fatalf("want 2 manager pods:\n%s", out)
+		}
+		// Both replicas may have scanned the image (a retry can reach the second before the first
+		// saved its record): wait until neither has a scan's layers in its scratch volume.
+		eventually(t, 6*time.Minute, func() error {
+			for _, p := range pods {
+				f := strings.Fields(p)
+				if left, _ := filepath.Glob(filepath.Join(node.EmptyDir(f[1], "scratch"), "embargo-scan-*")); len(left) > 0 {
+					return fmt.Errorf("pod %s still scanning: %v", f[0], left)
+				}
+			}
+			return nil
+		})
+		for _, p := range pods {
+			f := strings.Fields(p)
+			m, err := node.ContainerMemory(f[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("pod %s: peak RSS %d MiB, cgroup peak (RSS + page cache) %d MiB, limit %d MiB, OOM kills %d, restarts %s",
+				f[0], m.PeakRSS>>20, m.CgroupPeak>>20, m.Limit>>20, m.OOMKills, f[3])
+			if m.OOMKills != 0 || f[3] != "0" {
+				t.Errorf("pod %s was OOM-killed or restarted: %+v, restarts %s", f[0], m, f[3])
+			}
+			if m.Limit != 1<<30 || m.PeakRSS == 0 || m.PeakRSS >= m.Limit {
+				t.Errorf("pod %s: peak RSS %d against limit %d (want the chart's 1 GiB default, not reached)", f[0], m.PeakRSS, m.Limit)
+			}
 		}
 	})
 
