@@ -100,9 +100,10 @@ test-e2e: envtest-assets build ## the end-to-end tests alone: real apiserver, ch
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) EMBARGO_IMAGE_LAYOUT=$(BIN)/image \
 		$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./test/e2e/
 
-demo: envtest-assets build ## a local cluster with Embargo, sample images, policies and workloads; Ctrl-C ends it
+demo: envtest-assets build ## a single-node cluster built here with Embargo installed from its image, sample images, policies and workloads; Ctrl-C ends it
+	$(IMAGE_FOR_TESTS)
 	$(GO) build -o $(BIN)/demo ./hack/demo
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) $(BIN)/demo
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" EMBARGO_BIN=$(BIN) EMBARGO_IMAGE_LAYOUT=$(BIN)/image $(BIN)/demo
 
 clean:
 	rm -rf $(BIN)

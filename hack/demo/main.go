@@ -1,13 +1,16 @@
-// Command demo is `make demo`: Embargo end to end on one machine, no container runtime and no
-// internet. It starts an OCI registry with sample images (one carries Kaspersky Endpoint
-// Security for Linux), runs the CI gate on them, brings up a real kube-apiserver and etcd with
-// the Helm chart applied by kubectl and the manager serving the admission webhook from this
-// host, applies BOD 17-01-style policies and workloads with kubectl, and prints what an admin
-// sees. Then it leaves the cluster running for you to explore until Ctrl-C.
+// Command demo is `make demo`: Embargo end to end on one machine, no Docker and no internet. It
+// brings up a single-node cluster built here (kube-apiserver, etcd, scheduler, controller manager,
+// kubelet, containerd, runc, kube-proxy; see devcluster.StartNode) with an OCI registry on its
+// bridge holding sample images (one carries Kaspersky Endpoint Security for Linux), runs the CI
+// gate on them, installs the Helm chart from the image `make image` built, applies BOD
+// 17-01-style policies and workloads with kubectl, and prints what an admin sees: Pods running
+// and denied, the audit's status with the digests the kubelet pulled. Then it leaves the cluster
+// running for you to explore until Ctrl-C, and removes everything it made.
 //
 //	go run ./hack/demo [-exit]
 //
-// -exit (or EMBARGO_DEMO_EXIT=1) stops right after printing; the e2e tests run it that way.
+// -exit (or EMBARGO_DEMO_EXIT=1) stops right after printing; the e2e tests run it that way. It
+// needs root (the node's network, cgroups and mounts): the machines `make test` runs on are.
 package main
 
 import (
@@ -27,7 +30,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/embargo-dev/embargo/internal/devcluster"
-	"github.com/embargo-dev/embargo/internal/testimage"
+	"github.com/embargo-dev/embargo/internal/imagebuild"
 )
 
 func main() {
@@ -44,15 +47,15 @@ func main() {
 }
 
 type demo struct {
-	out     io.Writer
-	bold    func(string) string
-	root    string
-	bin     string
-	cluster *devcluster.Cluster
-	step    int
+	out  io.Writer
+	bold func(string) string
+	root string
+	bin  string
+	node *devcluster.Node
+	step int
 }
 
-const steps = 5
+const steps = 6
 
 func (d *demo) section(title string) {
 	d.step++
@@ -86,10 +89,15 @@ func run(ctx context.Context, out io.Writer, exitAfter bool) error {
 	if d.bin = os.Getenv("EMBARGO_BIN"); d.bin == "" {
 		d.bin = filepath.Join(d.root, "bin")
 	}
-	for _, b := range []string{"embargo", "manager"} {
-		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
-			return fmt.Errorf("no %s in %s: run `make demo` (it builds them) or `make build`", b, d.bin)
-		}
+	layout := os.Getenv("EMBARGO_IMAGE_LAYOUT")
+	if layout == "" {
+		layout = filepath.Join(d.bin, "image")
+	}
+	if _, err := os.Stat(filepath.Join(d.bin, "embargo")); err != nil {
+		return fmt.Errorf("no embargo in %s: run `make demo` (it builds it) or `make build`", d.bin)
+	}
+	if _, err := os.Stat(filepath.Join(layout, "index.json")); err != nil {
+		return fmt.Errorf("no image layout in %s: run `make demo` (it builds it) or `make image`", layout)
 	}
 	dir, err := os.MkdirTemp("", "embargo-demo-")
 	if err != nil {
@@ -101,13 +109,22 @@ func run(ctx context.Context, out io.Writer, exitAfter bool) error {
 	d.say("17-01 (2017-09-13) ordered US federal agencies to find Kaspersky-branded products within 30 days")
 	d.say("and begin removing them within 90. This demo does that to a local cluster.")
 
-	d.section("Sample images in a local OCI registry")
-	reg, err := testimage.NewRegistry()
+	d.section("A single-node cluster, built on this machine")
+	d.say("kube-apiserver, etcd, the scheduler and controller manager, containerd and a kubelet run here;")
+	d.say("Pods get addresses on the bridge %s (%s), routed nowhere off this host.", devcluster.NodeBridge, devcluster.NodePodCIDR)
+	start := time.Now()
+	d.node, err = devcluster.StartNode(ctx, devcluster.NodeOptions{Root: d.root, Assets: assets, Log: indent{out, "  "}})
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
-	images, err := devcluster.PushSamples(reg)
+	defer func() {
+		d.say("\nstopping: Pods, containerd, the kubelet, the control plane and the registry; removing the bridge and %s", dir)
+		d.node.Stop()
+	}()
+	d.say("  Ready in %s", time.Since(start).Round(100*time.Millisecond))
+
+	d.section("Sample images in the node's OCI registry")
+	images, err := devcluster.PushSamples(d.node.Registry, d.node.PauseBinary)
 	if err != nil {
 		return err
 	}
@@ -133,19 +150,20 @@ func run(ctx context.Context, out io.Writer, exitAfter bool) error {
 		}
 	}
 
-	d.section("A cluster with Embargo installed")
-	d.say("kube-apiserver and etcd run on this host; the Helm chart is rendered with webhook.url pointing")
-	d.say("at the manager, which runs here too (there is no container runtime).")
-	start := time.Now()
-	d.cluster, err = devcluster.Start(ctx, devcluster.Options{
-		Root: d.root, Assets: assets, BinDir: d.bin, Dir: filepath.Join(dir, "cluster"),
-		Registry: reg, Images: &images, Log: indent{out, "  "},
-	})
-	if err != nil {
-		return err
+	d.section("Embargo installed with Helm, from the image `make image` built")
+	repo := d.node.Registry.Host + "/embargo-dev/embargo"
+	if _, err := imagebuild.PushLayout(ctx, layout, repo+":demo", true); err != nil {
+		return fmt.Errorf("pushing the image: %w", err)
 	}
-	defer d.cluster.Stop()
-	d.say("  up in %s", time.Since(start).Round(100*time.Millisecond))
+	args := []string{"install", devcluster.DefaultRelease, "charts/embargo", "--namespace", devcluster.DefaultNamespace,
+		"--create-namespace", "--set", "image.repository=" + repo, "--set", "image.tag=demo",
+		"--set", "registry.insecure={" + d.node.Registry.Host + "}", "--wait", "--timeout", "5m"}
+	r := d.node.Helm(ctx, "", args...) // in the repository root
+	d.show("helm "+strings.Join(args, " "), r)
+	if r.ExitCode != 0 {
+		return fmt.Errorf("helm install failed")
+	}
+	d.show("kubectl -n embargo-system get pods -o wide", d.kubectl(ctx, "", "-n", devcluster.DefaultNamespace, "get", "pods", "-o", "wide"))
 
 	d.section("BOD 17-01 policies and workloads, applied with kubectl")
 	manifests := filepath.Join(dir, "manifests")
@@ -157,24 +175,31 @@ func run(ctx context.Context, out io.Writer, exitAfter bool) error {
 	if err := d.waitAudit(ctx); err != nil {
 		return err
 	}
+	d.show("kubectl get pods -A -l app -o wide", d.kubectl(ctx, "", "get", "pods", "-A", "-l", "app", "-o", "wide"))
 	d.show("kubectl get vendorpolicies,imagescans", d.kubectl(ctx, "", "get", "vendorpolicies,imagescans"))
 	d.show("kubectl get events -A --field-selector reason=BannedVendorSoftware",
 		d.kubectl(ctx, "", "get", "events", "-A", "--field-selector", "reason=BannedVendorSoftware", "-o",
 			`custom-columns=NAMESPACE:.metadata.namespace,OBJECT:.involvedObject.name,MESSAGE:.message`))
+	d.say("\n# The kubelet pulled legacy's av-gateway by tag; the audit reports the digest it pulled:")
+	d.show("kubectl -n legacy get pods -l app=av-gateway -o custom-columns=POD:.metadata.name,IMAGE_ID:.status.containerStatuses[0].imageID",
+		d.kubectl(ctx, "", "-n", "legacy", "get", "pods", "-l", "app=av-gateway", "-o",
+			"custom-columns=POD:.metadata.name,IMAGE_ID:.status.containerStatuses[0].imageID"))
+	cols := "custom-columns=NAMESPACE:.status.violations[*].namespace,WORKLOAD:.status.violations[*].workloadName,POD:.status.violations[*].pod,DIGEST:.status.violations[*].digest"
+	d.show("kubectl get vendorpolicy "+devcluster.PolicyAuditName+" -o "+cols,
+		d.kubectl(ctx, "", "get", "vendorpolicy", devcluster.PolicyAuditName, "-o", cols))
 
 	d.say("\nThe cluster keeps running. In another shell:")
-	d.say("  export KUBECONFIG=%s", d.cluster.Kubeconfig)
+	d.say("  export KUBECONFIG=%s", d.node.Kubeconfig)
 	d.say("  export PATH=%s:$PATH   # kubectl and helm", assets)
 	d.say("  kubectl get vendorpolicies -o yaml")
 	d.say("  kubectl describe deployment av-gateway -n legacy")
+	d.say("  kubectl -n embargo-system logs -l app.kubernetes.io/name=embargo --prefix")
 	d.say("  kubectl apply -f %s   # the manifests above", manifests)
-	d.say("Manager log: %s", d.cluster.Managers[0].LogFile)
 	if exitAfter {
 		return nil
 	}
 	d.say("\nPress Ctrl-C to stop and clean up.")
 	<-ctx.Done()
-	d.say("\nstopping: the manager, kube-apiserver, etcd and the registry; removing %s", dir)
 	return nil
 }
 
@@ -195,7 +220,7 @@ func assetsDir(ctx context.Context, root string) (string, error) {
 
 // kubectl runs kubectl in the manifests' directory, so printed commands read as typed.
 func (d *demo) kubectl(ctx context.Context, dir string, args ...string) devcluster.Result {
-	return devcluster.Run(ctx, dir, d.cluster.Env(), "", d.cluster.KubectlPath(), args...)
+	return devcluster.Run(ctx, dir, d.node.Env(), "", d.node.KubectlPath(), args...)
 }
 
 func (d *demo) applyAll(ctx context.Context, dir string, images devcluster.Images) error {
@@ -238,14 +263,12 @@ func (d *demo) applyAll(ctx context.Context, dir string, images devcluster.Image
 		}
 	}
 
-	d.say("\n# This cluster has no kube-controller-manager, scheduler or kubelet: the demo creates the")
-	d.say("# ReplicaSets and Pods the controllers would (they stay Pending) so the audit has pods to see.")
+	d.say("\n# The Deployments that were admitted roll out; their Pods run on the node:")
 	for _, w := range [][2]string{{"payments", "frontend"}, {"staging", "endpoint-agent"}, {"legacy", "av-gateway"}, {"legacy", "frontend"}, {"field-office", "scan-engine"}} {
-		pods, err := d.cluster.SimulateRollout(ctx, w[0], w[1])
-		if err != nil {
-			return err
+		if r := d.kubectl(ctx, dir, "-n", w[0], "rollout", "status", "deployment/"+w[1], "--timeout=3m"); r.ExitCode != 0 {
+			return fmt.Errorf("%s/%s did not roll out: %s", w[0], w[1], r)
 		}
-		d.say("  %s/%s -> pod %s", w[0], w[1], strings.Join(pods, ", "))
+		d.say("  %s/%s: rolled out", w[0], w[1])
 	}
 	return nil
 }
@@ -293,7 +316,7 @@ func (d *demo) waitAudit(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("the audit did not converge (violations per policy: %q): %w\n%s", last, err, d.cluster.Managers[0].LogTail(30))
+		return fmt.Errorf("the audit did not converge (violations per policy: %q): %w\n%s", last, err, d.kubectl(ctx, "", "-n", devcluster.DefaultNamespace, "logs", "-l", "app.kubernetes.io/name=embargo", "--tail=30", "--prefix"))
 	}
 	return nil
 }

@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Images != nil {
 		c.Images = *opts.Images
-	} else if c.Images, err = PushSamples(c.Registry); err != nil {
+	} else if c.Images, err = PushSamples(c.Registry, ""); err != nil {
 		return nil, err
 	}
 

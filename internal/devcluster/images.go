@@ -29,8 +29,10 @@ type Images struct {
 	MultiArch string
 }
 
-// PushSamples pushes the sample images to reg.
-func PushSamples(reg *testimage.Registry) (Images, error) {
+// PushSamples pushes the sample images to reg. With a program (a node's PauseBinary) each
+// single-platform sample is made runnable by a kubelet (RunnableImage); the multi-arch index is
+// pushed as it is.
+func PushSamples(reg *testimage.Registry, program string) (Images, error) {
 	var out Images
 	for _, s := range []struct {
 		ref   *string
@@ -47,6 +49,11 @@ func PushSamples(reg *testimage.Registry) (Images, error) {
 		img, err := s.build()
 		if err != nil {
 			return out, fmt.Errorf("building %s: %w", s.repo, err)
+		}
+		if program != "" {
+			if img, err = RunnableImage(img, program); err != nil {
+				return out, err
+			}
 		}
 		if _, err := reg.Push(s.repo, img); err != nil {
 			return out, err

@@ -3,16 +3,13 @@ package devcluster
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -27,14 +24,12 @@ type Manager struct {
 	// Args are the flags it runs with.
 	Args []string
 
-	bin  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	bin string
+	p   *proc
 }
 
 func newManager(c *Cluster, i int) (*Manager, error) {
-	m := &Manager{Name: fmt.Sprintf("manager-%d", i), bin: filepath.Join(c.opts.BinDir, "manager"), done: make(chan struct{})}
+	m := &Manager{Name: fmt.Sprintf("manager-%d", i), bin: filepath.Join(c.opts.BinDir, "manager")}
 	for _, p := range []*int{&m.WebhookPort, &m.MetricsPort, &m.ProbePort} {
 		port, err := freePort()
 		if err != nil {
@@ -65,36 +60,20 @@ func (m *Manager) start(c *Cluster) error {
 		"--leader-elect=" + strconv.FormatBool(c.opts.Managers > 1),
 	}
 	m.Args = append(m.Args, c.opts.ManagerArgs...)
-	log, err := os.Create(m.LogFile)
+	p, err := startProc(m.Name, m.LogFile, m.bin, nil, m.Args...)
 	if err != nil {
 		return err
 	}
-	m.cmd = exec.Command(m.bin, m.Args...)
-	m.cmd.Stdout, m.cmd.Stderr = log, log
-	m.cmd.SysProcAttr = sysProcAttr()
-	if err := m.cmd.Start(); err != nil {
-		log.Close()
-		return fmt.Errorf("starting %s: %w", m.bin, err)
-	}
-	go func() {
-		m.err = m.cmd.Wait()
-		if m.err == nil {
-			m.err = errors.New("exited")
-		}
-		log.Close()
-		close(m.done)
-	}()
+	m.p = p
 	return nil
 }
 
 // exited returns why the process ended, or nil while it runs.
 func (m *Manager) exited() error {
-	select {
-	case <-m.done:
-		return fmt.Errorf("%s %v; last log lines:\n%s", m.Name, m.err, m.LogTail(30))
-	default:
+	if m.p == nil {
 		return nil
 	}
+	return m.p.exited()
 }
 
 // waitReady waits for /readyz, which turns ready once the serving certificate is loaded and the
@@ -120,15 +99,8 @@ func (m *Manager) waitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 func (m *Manager) stop() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
+	if m.p != nil {
+		m.p.stop(10 * time.Second)
 	}
 }
 
@@ -194,10 +166,4 @@ func (m *Manager) Logs() string {
 }
 
 // LogTail returns the last n lines of the log.
-func (m *Manager) LogTail(n int) string {
-	lines := strings.Split(strings.TrimRight(m.Logs(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (m *Manager) LogTail(n int) string { return tailFile(m.LogFile, n) }

@@ -73,19 +73,11 @@ type Node struct {
 	// that need something to run.
 	PauseImage, PauseBinary string
 
-	procs                              []*nodeProc
+	procs                              []*proc
 	lock                               *os.File
 	sysctls                            map[string]string
 	ctrdSock, caFile                   string
 	kubeletKubeconfig, proxyKubeconfig string
-}
-
-// nodeProc is one host process of the node cluster.
-type nodeProc struct {
-	name, log string
-	cmd       *exec.Cmd
-	done      chan struct{}
-	err       error
 }
 
 // StartNode builds the cluster and returns once the node is Ready.
@@ -564,29 +556,12 @@ func (n *Node) cgroupRoot() error {
 }
 
 // spawn starts a host process of the node with its log in the node's directory.
-func (n *Node) spawn(name, bin string, env []string, args ...string) (*nodeProc, error) {
-	p := &nodeProc{name: name, log: filepath.Join(nodeDir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
+func (n *Node) spawn(name, bin string, env []string, args ...string) (*proc, error) {
+	p, err := startProc(name, filepath.Join(nodeDir, name+".log"), bin, env, args...)
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
 	n.logf("started %s (pid %d), log %s", name, p.cmd.Process.Pid, p.log)
-	go func() {
-		p.err = p.cmd.Wait()
-		if p.err == nil {
-			p.err = errors.New("exited")
-		}
-		f.Close()
-		close(p.done)
-	}()
 	n.procs = append(n.procs, p)
 	return p, nil
 }
@@ -594,10 +569,8 @@ func (n *Node) spawn(name, bin string, env []string, args ...string) (*nodeProc,
 // exited reports the first node process that ended.
 func (n *Node) exited() error {
 	for _, p := range n.procs {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s %v; last log lines:\n%s", p.name, p.err, n.ProcLog(p.name, 30))
-		default:
+		if err := p.exited(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -605,15 +578,7 @@ func (n *Node) exited() error {
 
 // ProcLog returns the last lines of a node process's log (kubelet, containerd, ...).
 func (n *Node) ProcLog(name string, lines int) string {
-	b, err := os.ReadFile(filepath.Join(nodeDir, name+".log"))
-	if err != nil {
-		return err.Error()
-	}
-	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
+	return tailFile(filepath.Join(nodeDir, name+".log"), lines)
 }
 
 // teardown runs from Cluster.Stop: Pods first (the kubelet stops their containers), then the
@@ -625,14 +590,7 @@ func (n *Node) teardown() {
 		cancel()
 	}
 	for i := len(n.procs) - 1; i >= 0; i-- {
-		p := n.procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		n.procs[i].stop(10 * time.Second)
 	}
 	if n.Registry != nil {
 		n.Registry.Close()

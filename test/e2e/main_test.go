@@ -162,3 +162,16 @@ func newNamespace(t *testing.T, prefix, value string) string {
 	mustKubectl(t, devcluster.Namespace(name, value), "apply", "-f", "-")
 	return name
 }
+
+// imageLayout is the OCI layout `make image` wrote: $EMBARGO_IMAGE_LAYOUT (as given to make,
+// relative to the repository root) or bin/image.
+func imageLayout() string {
+	layout := os.Getenv("EMBARGO_IMAGE_LAYOUT")
+	if layout == "" {
+		layout = filepath.Join("bin", "image")
+	}
+	if !filepath.IsAbs(layout) {
+		layout = filepath.Join(root, layout)
+	}
+	return layout
+}
