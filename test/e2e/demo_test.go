@@ -48,7 +48,7 @@ func TestDemo(t *testing.T) {
 	}
 	if digest == "" {
 		t.Errorf("the demo did not show av-gateway's kubelet-reported imageID")
-	} else if !regexp.MustCompile(`legacy\s+av-gateway\s+`+regexp.QuoteMeta(pod)+`\s+`+regexp.QuoteMeta(digest)).MatchString(out) {
+	} else if !regexp.MustCompile(`legacy\s+av-gateway\s+` + regexp.QuoteMeta(pod) + `\s+` + regexp.QuoteMeta(digest)).MatchString(out) {
 		t.Errorf("the audit's violations do not name pod %s with the kubelet's digest %s", pod, digest)
 	}
 	// It cleans up after itself: the kubeconfig it printed is gone.
