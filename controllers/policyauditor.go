@@ -322,19 +322,4 @@ func (r *PolicyAuditor) setMetrics(ctx context.Context, name string, ev *evaluat
 	for k, n := range ev.ByNamespaceVendor {
 		metrics.Violations.WithLabelValues(name, k.Namespace, k.Vendor).Set(float64(n))
 	}
-	var scans v1alpha1.ImageScanList
-	if err := r.Client.List(ctx, &scans, client.UnsafeDisableDeepCopy); err != nil {
-		return
-	}
-	phases := map[v1alpha1.ImageScanPhase]int{v1alpha1.ImageScanPending: 0, v1alpha1.ImageScanScanned: 0, v1alpha1.ImageScanFailed: 0}
-	for i := range scans.Items {
-		p := scans.Items[i].Status.Phase
-		if p == "" {
-			p = v1alpha1.ImageScanPending
-		}
-		phases[p]++
-	}
-	for p, n := range phases {
-		metrics.ImagesScanned.WithLabelValues(string(p)).Set(float64(n))
-	}
 }

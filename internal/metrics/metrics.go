@@ -44,6 +44,13 @@ var (
 		Help: "Image digests known to the audit, by phase (Scanned, Failed).",
 	}, []string{"phase"})
 
+	// StoreErrors counts failed reads and writes of persisted scan records (ImageScans), by
+	// operation (load, save, status).
+	StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_scan_store_errors_total",
+		Help: "Failed loads and saves of persisted scan records (ImageScans), by operation.",
+	}, []string{"op"})
+
 	// StatusWrites counts VendorPolicy status writes; only the leader writes.
 	StatusWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "embargo_policy_status_writes_total",
@@ -52,5 +59,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites)
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors)
 }
