@@ -215,7 +215,39 @@ type storedPackage struct {
 	PURL   string        `json:"u,omitempty"`
 	Fields []match.Field `json:"f,omitempty"`
 	CPEs   []storedCPE   `json:"c,omitempty"`
-	Layer  int           `json:"l,omitempty"`
+	// CPEVendors x CPEProducts (vendor-major) replace CPEs when they are that product, as
+	// syft's guesses from the name are: ten CPEs a package in two short lists.
+	CPEVendors  []string `json:"cv,omitempty"`
+	CPEProducts []string `json:"cp,omitempty"`
+	CPEDeclared bool     `json:"cd,omitempty"`
+	Layer       int      `json:"l,omitempty"`
+}
+
+// cartesian returns vendors and products whose vendor-major product is cpes, all declared or
+// all not; ok is false when cpes is not such a product.
+func cartesian(cpes []match.CPE) (vendors, products []string, declared, ok bool) {
+	if len(cpes) < 2 {
+		return nil, nil, false, false
+	}
+	for _, c := range cpes {
+		if c.Vendor != cpes[0].Vendor {
+			break
+		}
+		products = append(products, c.Product)
+	}
+	if len(cpes)%len(products) != 0 {
+		return nil, nil, false, false
+	}
+	declared = cpes[0].Declared
+	for i, c := range cpes {
+		if i%len(products) == 0 {
+			vendors = append(vendors, c.Vendor)
+		}
+		if c.Vendor != vendors[len(vendors)-1] || c.Product != products[i%len(products)] || c.Declared != declared {
+			return nil, nil, false, false
+		}
+	}
+	return vendors, products, declared, true
 }
 
 type storedCPE struct {
@@ -229,7 +261,8 @@ type storedFile struct {
 	Layer int    `json:"l,omitempty"`
 }
 
-// template replaces name and version in s with {n} and {v}; a value that already holds a
+// template replaces name and version in s with {n} and {v} ({u}: the name with underscores for
+// dashes, as syft's CPE guesses spell it); a value that already holds a
 // brace is kept as it is, marked by a leading "=".
 func template(s, name, version string) string {
 	if strings.ContainsAny(s, "{}=") || strings.ContainsAny(name+version, "{}") {
@@ -240,6 +273,9 @@ func template(s, name, version string) string {
 	}
 	if name != "" {
 		s = strings.ReplaceAll(s, name, "{n}")
+		if u := strings.ReplaceAll(name, "-", "_"); u != name {
+			s = strings.ReplaceAll(s, u, "{u}")
+		}
 	}
 	return s
 }
@@ -248,7 +284,7 @@ func untemplate(s, name, version string) string {
 	if raw, ok := strings.CutPrefix(s, "="); ok {
 		return raw
 	}
-	return strings.ReplaceAll(strings.ReplaceAll(s, "{n}", name), "{v}", version)
+	return strings.NewReplacer("{n}", name, "{u}", strings.ReplaceAll(name, "-", "_"), "{v}", version).Replace(s)
 }
 
 func toStored(rec *Record) stored {
@@ -272,8 +308,18 @@ func toStored(rec *Record) stored {
 			if p.PURL != "" {
 				sp.PURL = template(p.PURL, p.Name, p.Version)
 			}
-			for _, c := range p.CPEs {
-				sp.CPEs = append(sp.CPEs, storedCPE{Vendor: template(c.Vendor, p.Name, p.Version), Product: template(c.Product, p.Name, p.Version), Declared: c.Declared})
+			if vs, ps, declared, ok := cartesian(p.CPEs); ok {
+				for _, v := range vs {
+					sp.CPEVendors = append(sp.CPEVendors, template(v, p.Name, p.Version))
+				}
+				for _, pr := range ps {
+					sp.CPEProducts = append(sp.CPEProducts, template(pr, p.Name, p.Version))
+				}
+				sp.CPEDeclared = declared
+			} else {
+				for _, c := range p.CPEs {
+					sp.CPEs = append(sp.CPEs, storedCPE{Vendor: template(c.Vendor, p.Name, p.Version), Product: template(c.Product, p.Name, p.Version), Declared: c.Declared})
+				}
 			}
 			si.Packages = append(si.Packages, sp)
 		}
@@ -309,6 +355,11 @@ func (st stored) record(rec *Record) error {
 			}
 			for _, c := range sp.CPEs {
 				p.CPEs = append(p.CPEs, match.CPE{Vendor: untemplate(c.Vendor, sp.Name, sp.Version), Product: untemplate(c.Product, sp.Name, sp.Version), Declared: c.Declared})
+			}
+			for _, v := range sp.CPEVendors {
+				for _, pr := range sp.CPEProducts {
+					p.CPEs = append(p.CPEs, match.CPE{Vendor: untemplate(v, sp.Name, sp.Version), Product: untemplate(pr, sp.Name, sp.Version), Declared: sp.CPEDeclared})
+				}
 			}
 			inv.Packages = append(inv.Packages, p)
 		}

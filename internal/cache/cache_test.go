@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -156,4 +157,38 @@ func TestAnswers(t *testing.T) {
 	if len(full.Inventories[0].Files) != 2 {
 		t.Error("Trim changed the record it was called on")
 	}
+}
+
+// FuzzRecordRoundTrip: whatever a package's name, version, purl and CPEs, the stored form
+// decodes to the record encoded.
+func FuzzRecordRoundTrip(f *testing.F) {
+	f.Add("adwaita-icon-theme", "43-1", "pkg:deb/debian/adwaita-icon-theme@43-1?arch=all", "adwaita_icon", "adwaita-icon-theme", "sha256:1", true)
+	f.Add("a", "1", "pkg:deb/debian/a@1", "a", "a", "", false)
+	f.Add("{n}", "{v}", "={u}", "=", "}{", "l", false)
+	f.Add("x-y", "", "pkg:npm/x-y", "x_y", "x_y", "l", true)
+	f.Fuzz(func(t *testing.T, name, version, purl, vendor, product, layer string, cartesian bool) {
+		if slices.ContainsFunc([]string{name, version, purl, vendor, product, layer}, func(s string) bool { return !utf8.ValidString(s) }) {
+			t.Skip("JSON carries UTF-8 only; syft's strings are")
+		}
+		cpes := []match.CPE{{Vendor: vendor, Product: product}, {Vendor: name, Product: product, Declared: !cartesian}}
+		if cartesian {
+			cpes = []match.CPE{{Vendor: vendor, Product: product}, {Vendor: vendor, Product: name}, {Vendor: name, Product: product}, {Vendor: name, Product: name}}
+		}
+		rec := &cache.Record{Lean: cartesian, PathRules: []string{"/opt/**"}, Inventories: []match.Inventory{{
+			Platform: "linux/amd64",
+			Packages: []match.Package{{Name: name, Version: version, Type: "deb", PURL: purl, Fields: []match.Field{{Name: "dpkg Maintainer", Value: vendor}}, CPEs: cpes, Layer: layer}},
+			Files:    []match.File{{Path: "/opt/" + name, Layer: layer}},
+		}}}
+		data, err := cache.Encode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := cache.FromImageScan(&v1alpha1.ImageScan{Status: v1alpha1.ImageScanStatus{Phase: v1alpha1.ImageScanScanned, Record: data}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(rec.Inventories, back.Inventories); d != "" || back.Lean != rec.Lean {
+			t.Errorf("round trip differs (-encoded +decoded):\n%s", d)
+		}
+	})
 }
