@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -42,7 +43,9 @@ type Rules interface {
 // SaveFailure; VendorPolicy changes recompute every ImageScan's findings, so the FINDINGS column
 // is current. Replicas that are not the leader keep their records in memory only.
 type ImageScans struct {
-	Client         client.Client
+	Client client.Client
+	// Reader loads stored records (default: Client); the manager sets its API reader, as its
+	// informer caches ImageScans without records.
 	Reader         cache.ImageScanReader
 	Rules          Rules
 	CatalogVersion string
@@ -83,6 +86,7 @@ func (r *ImageScans) SetupWithManager(mgr ctrl.Manager) error {
 		// creations (the initial list too: a new catalog recomputes everything) and spec changes;
 		// this controller's own status writes change no generation
 		For(&v1alpha1.ImageScan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ImageScan{}, r.countPhases()).
 		Watches(&v1alpha1.VendorPolicy{}, r.enqueueAll(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
@@ -110,6 +114,28 @@ func (r *ImageScans) enqueueAll() handler.EventHandler {
 		},
 		DeleteFunc: func(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			add(ctx, q)
+		},
+	}
+}
+
+// countPhases keeps the images-by-phase gauge from the informer's events, one object at a time,
+// never by listing every ImageScan; it enqueues nothing.
+func (r *ImageScans) countPhases() handler.EventHandler {
+	phase := func(o client.Object) v1alpha1.ImageScanPhase {
+		if is, ok := o.(*v1alpha1.ImageScan); ok {
+			return is.Status.Phase
+		}
+		return ""
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.count(e.Object.GetName(), phase(e.Object))
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.count(e.ObjectNew.GetName(), phase(e.ObjectNew))
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.forget(e.Object.GetName())
 		},
 	}
 }
@@ -173,25 +199,37 @@ func (r *ImageScans) SaveFailure(ctx context.Context, digest, image string, scan
 
 // Reconcile writes the pending record of one digest, or recomputes its findings from the stored
 // one, in one status patch.
-func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
-	v, fresh := r.pending.LoadAndDelete(req.Name)
-	var rec *cache.Record
-	var is *v1alpha1.ImageScan
-	if fresh {
-		rec = v.(*cache.Record)
-		var err error
-		if is, err = r.getOrCreate(ctx, rec.Digest, rec.Image); err != nil {
-			r.pending.LoadOrStore(req.Name, rec) // the retry writes it
+func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if v, fresh := r.pending.LoadAndDelete(req.Name); fresh {
+		rec := v.(*cache.Record)
+		if err := r.Write(ctx, rec); err != nil {
+			r.pending.LoadOrStore(req.Name, rec) // the retry writes it, unless a newer one came
 			return ctrl.Result{}, err
 		}
-	} else {
-		is = &v1alpha1.ImageScan{}
-		if err := r.Client.Get(ctx, req.NamespacedName, is); err != nil {
-			if apierrors.IsNotFound(err) {
-				r.forget(req.Name)
-			}
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+		return ctrl.Result{}, nil
+	}
+	// the stored record, through Reader: the manager's informer keeps ImageScans without them
+	var is v1alpha1.ImageScan
+	if err := r.Reader.Client.Get(ctx, req.NamespacedName, &is); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, r.update(ctx, &is, nil)
+}
+
+// Write records rec now, creating its ImageScan if needed. Save queues records for it.
+func (r *ImageScans) Write(ctx context.Context, rec *cache.Record) error {
+	is, err := r.getOrCreate(ctx, rec.Digest, rec.Image)
+	if err != nil {
+		return err
+	}
+	return r.update(ctx, is, rec)
+}
+
+// update derives is's status, from rec when given, else from the record it stores, and patches
+// it once when it changed; observedGeneration is stamped only when the findings are current.
+func (r *ImageScans) update(ctx context.Context, is *v1alpha1.ImageScan, rec *cache.Record) (retErr error) {
+	if rec == nil && is.Status.Phase == "" {
+		return nil // just created: its writer patches the status next
 	}
 	orig := is.DeepCopy()
 	defer func() {
@@ -199,15 +237,12 @@ func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 			is.Status.ObservedGeneration = is.Generation
 		}
 		if err := r.patch(ctx, orig, is); err != nil {
-			if fresh {
-				r.pending.LoadOrStore(req.Name, rec)
-			}
 			retErr = err
 		}
 	}()
 
 	st := &is.Status
-	if fresh {
+	if rec != nil {
 		encoded, err := cache.Encode(rec)
 		if err != nil {
 			ctrl.LoggerFrom(ctx).Info("record too large to keep; findings stand, a policy change needs a rescan", logKeyDigest, rec.Digest, "error", err.Error())
@@ -223,25 +258,21 @@ func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		st.Failures = 0
 	} else if st.Phase == v1alpha1.ImageScanScanned {
 		var err error
-		rec, err = cache.FromImageScan(is)
-		if err != nil {
+		if rec, err = cache.FromImageScan(is); err != nil {
 			r.setCondition(is, v1alpha1.ImageScanReadyCondition, metav1.ConditionFalse, v1alpha1.ImageScanBadRecordReason, err.Error())
-			return ctrl.Result{}, nil
+			return nil
 		}
 	}
-	if st.Phase != v1alpha1.ImageScanScanned {
-		return ctrl.Result{}, nil
-	}
-	if rec == nil { // scanned, but the record was too large to keep: the findings stand
-		return ctrl.Result{}, nil
+	if st.Phase != v1alpha1.ImageScanScanned || rec == nil {
+		return nil // failed or pending: nothing to match; scanned without a record (too large): the findings stand
 	}
 	findings, err := r.Rules.Findings(ctx, rec.Inventories)
 	if err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
 	paths, err := r.Rules.PathRules(ctx)
 	if err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
 	st.CatalogVersion = r.CatalogVersion
 	st.FindingCount = len(findings)
@@ -255,7 +286,7 @@ func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		r.setCondition(is, v1alpha1.ImageScanReadyCondition, metav1.ConditionFalse, v1alpha1.ImageScanRescanPendingReason,
 			"a policy has path rules the stored record kept no files for; the image is rescanned in the background")
 	}
-	return ctrl.Result{}, nil
+	return nil
 }
 
 func (r *ImageScans) getOrCreate(ctx context.Context, digest, image string) (*v1alpha1.ImageScan, error) {
@@ -291,8 +322,7 @@ func (r *ImageScans) setCondition(is *v1alpha1.ImageScan, typ string, status met
 
 // patch writes is's status when it differs from orig, counting and logging failures.
 func (r *ImageScans) patch(ctx context.Context, orig, is *v1alpha1.ImageScan) error {
-	is.Status.ShortDigest = registry.ShortDigest(is.Spec.Digest)[len("sha256:"):]
-	defer r.count(is.Name, is.Status.Phase)
+	is.Status.ShortDigest = strings.TrimPrefix(registry.ShortDigest(is.Spec.Digest), "sha256:")
 	if equality.Semantic.DeepEqual(orig.Status, is.Status) {
 		return nil
 	}
@@ -302,6 +332,7 @@ func (r *ImageScans) patch(ctx context.Context, orig, is *v1alpha1.ImageScan) er
 		is.Status = orig.Status
 		return err
 	}
+	metrics.ImageScanWrites.Inc()
 	return nil
 }
 

@@ -201,3 +201,11 @@ func (m *Manager) LogTail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Pid is the process id, 0 before start.
+func (m *Manager) Pid() int {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
