@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,7 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
 
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/registry"
@@ -82,8 +87,26 @@ func (r *PodScanner) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("podscanner").
 		For(&corev1.Pod{}, builder.WithPredicates(podImagesChanged(r.Exempt))).
+		// a policy may add path rules the stored records kept no files for: their Lookup then
+		// misses and the pods running them are rescanned here, at background priority
+		Watches(&v1alpha1.VendorPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allPods), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+func (r *PodScanner) allPods(ctx context.Context, _ client.Object) []reconcile.Request {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing pods to rescan")
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range pods.Items {
+		if !slices.Contains(r.Exempt, pods.Items[i].Namespace) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pods.Items[i].Namespace, Name: pods.Items[i].Name}})
+		}
+	}
+	return out
 }
 
 // podImagesChanged passes new pods and pods whose images or running digests changed.

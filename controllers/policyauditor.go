@@ -79,7 +79,8 @@ func (r *PolicyAuditor) SetupWithManager(mgr ctrl.Manager) error {
 		Named("policyauditor").
 		For(&v1alpha1.VendorPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Pod{}, all, builder.WithPredicates(podAuditChanged(r.Exempt))).
-		Watches(&v1alpha1.ImageScan{}, all).
+		// a new record or outcome matters; the ImageScans controller's findings recomputes do not
+		Watches(&v1alpha1.ImageScan{}, all, builder.WithPredicates(scanOutcomeChanged())).
 		Watches(&corev1.Namespace{}, all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.poke, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
@@ -101,6 +102,21 @@ func (r *PolicyAuditor) defaults() {
 	}
 	if r.poke == nil {
 		r.poke = make(chan event.GenericEvent, 1)
+	}
+}
+
+// scanOutcomeChanged passes ImageScans created or deleted, and updates that change the phase or
+// the scan itself: what the audit reads (records, failures), not the findings column.
+func scanOutcomeChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.ImageScan)
+			n, ok2 := e.ObjectNew.(*v1alpha1.ImageScan)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Status.Phase != n.Status.Phase || !o.Status.ScannedAt.Equal(n.Status.ScannedAt) || o.Status.Failures != n.Status.Failures
+		},
 	}
 }
 
@@ -321,20 +337,5 @@ func (r *PolicyAuditor) setMetrics(ctx context.Context, name string, ev *evaluat
 	metrics.Violations.DeletePartialMatch(prometheus.Labels{"policy": name})
 	for k, n := range ev.ByNamespaceVendor {
 		metrics.Violations.WithLabelValues(name, k.Namespace, k.Vendor).Set(float64(n))
-	}
-	var scans v1alpha1.ImageScanList
-	if err := r.Client.List(ctx, &scans, client.UnsafeDisableDeepCopy); err != nil {
-		return
-	}
-	phases := map[v1alpha1.ImageScanPhase]int{v1alpha1.ImageScanPending: 0, v1alpha1.ImageScanScanned: 0, v1alpha1.ImageScanFailed: 0}
-	for i := range scans.Items {
-		p := scans.Items[i].Status.Phase
-		if p == "" {
-			p = v1alpha1.ImageScanPending
-		}
-		phases[p]++
-	}
-	for p, n := range phases {
-		metrics.ImagesScanned.WithLabelValues(string(p)).Set(float64(n))
 	}
 }

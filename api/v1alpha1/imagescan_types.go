@@ -18,6 +18,10 @@ const (
 const (
 	// ImageScanScannedCondition is true once the digest was scanned.
 	ImageScanScannedCondition = "Scanned"
+	// ImageScanReadyCondition is true when the findings are current: matched against the
+	// catalog and the policies present at observedGeneration, by a record that can answer
+	// every rule of them.
+	ImageScanReadyCondition = "Ready"
 
 	ImageScanSucceededReason    = "Succeeded"
 	ImageScanNotFoundReason     = "NotFound"
@@ -25,6 +29,14 @@ const (
 	ImageScanTimeoutReason      = "Timeout"
 	ImageScanTooLargeReason     = "TooLarge"
 	ImageScanErrorReason        = "ScanError"
+	// ImageScanNotScannedReason: Ready is false because there is no record to match.
+	ImageScanNotScannedReason = "NotScanned"
+	// ImageScanRescanPendingReason: a policy has path rules the stored record kept no files
+	// for; the digest is rescanned in the background.
+	ImageScanRescanPendingReason = "RescanPending"
+	// ImageScanBadRecordReason: the stored record cannot be decoded; the next scan replaces it.
+	ImageScanBadRecordReason = "BadRecord"
+	ImageScanCurrentReason   = "FindingsCurrent"
 )
 
 // ImageScanSpec names the scanned image.
@@ -65,6 +77,9 @@ type ImageScanStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ObservedGeneration is the generation the status was last computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// +optional
 	Phase ImageScanPhase `json:"phase,omitempty"`
 	// ShortDigest is the first 12 hex digits, for kubectl.
@@ -82,15 +97,17 @@ type ImageScanStatus struct {
 	Platforms []string `json:"platforms,omitempty"`
 	// +optional
 	PackageCount int `json:"packageCount,omitempty"`
-	// FindingCount is the number of findings against the catalog and the policies present at
-	// scan time; Findings lists up to 20 of them.
+	// FindingCount is the number of findings against the catalog and the policies present now
+	// (recomputed when either changes); Findings lists up to 20 of them.
 	// +optional
 	FindingCount int `json:"findingCount"`
 	// +listType=atomic
 	// +optional
 	Findings []ImageFinding `json:"findings,omitempty"`
-	// Record is the gzip-compressed inventory (packages, vendor fields, file paths) that lets a
-	// policy or catalog change re-match without pulling the image again. Never a whole SBOM.
+	// Record is the gzip-compressed inventory that lets a policy or catalog change re-match
+	// without pulling the image again: every package with its vendor fields, purl, CPEs and
+	// layer, and only the files some path rule of the catalog or a policy matches. Never a
+	// whole SBOM.
 	// +optional
 	Record []byte `json:"record,omitempty"`
 	// Message explains a failure.
@@ -107,6 +124,7 @@ type ImageScanStatus struct {
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.shortDigest`
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Findings",type=integer,JSONPath=`.status.findingCount`
 // +kubebuilder:printcolumn:name="Packages",type=integer,JSONPath=`.status.packageCount`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -468,3 +468,8 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// EtcdMetricsURL is etcd's Prometheus endpoint (its client URL's /metrics).
+func (c *Cluster) EtcdMetricsURL() string {
+	return c.env.ControlPlane.Etcd.URL.String() + "/metrics"
+}

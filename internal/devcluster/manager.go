@@ -167,3 +167,11 @@ func (m *Manager) Logs() string {
 
 // LogTail returns the last n lines of the log.
 func (m *Manager) LogTail(n int) string { return tailFile(m.LogFile, n) }
+
+// Pid is the process id, 0 before start.
+func (m *Manager) Pid() int {
+	if m.p == nil {
+		return 0
+	}
+	return m.p.cmd.Process.Pid
+}

@@ -15,6 +15,9 @@ import (
 // setupAudit adds the audit controllers. controller-runtime runs them on the elected leader
 // only, so there is one status writer; the webhook serves on every replica.
 func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registry.KeychainFunc, exempt []string) error {
+	if err := c.Store.SetupWithManager(mgr); err != nil {
+		return err
+	}
 	tags := controllers.NewTagIndex(0)
 	// PolicyReports for Policy Reporter & co., written only where their CRD is served
 	reports := &controllers.PolicyReporter{

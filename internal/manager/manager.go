@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -14,10 +15,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/controllers"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/certs"
@@ -59,9 +63,10 @@ type Options struct {
 type Components struct {
 	Engine   *scan.Engine
 	Policies *policy.Set
-	Store    *cache.ImageScanStore
-	Rotator  *certs.Rotator
-	Handler  *embargowebhook.Handler
+	// Store is the one ImageScan writer (on the leader) and the engine's store.
+	Store   *controllers.ImageScans
+	Rotator *certs.Rotator
+	Handler *embargowebhook.Handler
 }
 
 // Setup adds Embargo to mgr.
@@ -73,13 +78,11 @@ func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
 	cat := catalog.Default()
 	policies := &policy.Set{Reader: mgr.GetClient(), Catalog: cat}
 
-	store := &cache.ImageScanStore{
-		Client:         mgr.GetClient(),
-		CatalogVersion: cat.Version,
-		Now:            opts.Clock.Now,
-		Findings:       findingsNow(policies, cat),
-	}
+	rules := NewRules(policies, cat)
+	store := controllers.NewImageScans(mgr.GetClient(), rules, cat.Version, opts.Clock)
+	store.Reader = cache.ImageScanReader{Client: mgr.GetAPIReader()} // the informer holds no records
 	opts.Engine.Store = store
+	opts.Engine.PathRules = rules.PathRules
 	engine, err := scan.New(opts.Engine)
 	if err != nil {
 		return nil, err
@@ -151,34 +154,86 @@ func readyCheck(c *Components) healthz.Checker {
 	}
 }
 
-// findingsNow matches against every policy present now plus the whole catalog, for the
-// ImageScan findings column.
-func findingsNow(policies *policy.Set, cat *catalog.Catalog) func([]match.Inventory) []match.Finding {
-	var vendors []*match.Vendor
+// CacheOptions are the informer settings the manager needs: no managedFields anywhere, and
+// ImageScans cached without their records (24 KiB each for a Debian image; 5,000 of them would
+// add ~100 MiB to every replica). Records are read from the API server when a memory lookup
+// misses (cache.ImageScanReader over the API reader), so a cached ImageScan's status.record is
+// always empty.
+func CacheOptions() crcache.Options {
+	return crcache.Options{
+		DefaultTransform: crcache.TransformStripManagedFields(),
+		ByObject: map[client.Object]crcache.ByObject{
+			&v1alpha1.ImageScan{}: {Transform: func(o any) (any, error) {
+				if is, ok := o.(*v1alpha1.ImageScan); ok {
+					is.ManagedFields = nil
+					is.Status.Record = nil
+				}
+				return o, nil
+			}},
+		},
+	}
+}
+
+// rules are the catalog plus every policy present now: what ImageScan findings are matched
+// against, and the path globs scan records keep files for.
+type rules struct {
+	policies *policy.Set
+	catalog  []*match.Vendor
+}
+
+// NewRules returns the rules ImageScans are matched against (hack/imagescan-scale writes
+// ImageScans exactly as the manager would with them).
+func NewRules(policies *policy.Set, cat *catalog.Catalog) controllers.Rules {
+	r := &rules{policies: policies}
 	for _, e := range cat.Entries {
 		if v, err := e.Compile(); err == nil {
-			vendors = append(vendors, v)
+			r.catalog = append(r.catalog, v)
 		}
 	}
-	return func(invs []match.Inventory) []match.Finding {
-		all := append([]*match.Vendor(nil), vendors...)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if compiled, _, err := policies.List(ctx); err == nil {
-			for _, c := range compiled {
-				for _, v := range c.Vendors {
-					if v.Catalog == "" {
-						all = append(all, v)
-					}
-				}
+	return r
+}
+
+func (r *rules) vendors(ctx context.Context) ([]*match.Vendor, error) {
+	compiled, _, err := r.policies.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := append([]*match.Vendor(nil), r.catalog...)
+	for _, c := range compiled {
+		for _, v := range c.Vendors {
+			if v.Catalog == "" {
+				all = append(all, v)
 			}
 		}
-		var out []match.Finding
-		for _, inv := range invs {
-			out = append(out, match.Match(inv, all)...)
-		}
-		return out
 	}
+	return all, nil
+}
+
+// Findings implements controllers.Rules.
+func (r *rules) Findings(ctx context.Context, invs []match.Inventory) ([]match.Finding, error) {
+	vendors, err := r.vendors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []match.Finding
+	for _, inv := range invs {
+		out = append(out, match.Match(inv, vendors)...)
+	}
+	return out, nil
+}
+
+// PathRules implements controllers.Rules.
+func (r *rules) PathRules(ctx context.Context) ([]string, error) {
+	vendors, err := r.vendors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vendors {
+		out = append(out, v.Paths()...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func ptr[T any](v T) *T { return &v }

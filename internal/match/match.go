@@ -194,6 +194,9 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 	return v, nil
 }
 
+// Paths are the vendor's path rules: the files a stored inventory must keep to answer them.
+func (v *Vendor) Paths() []string { return slices.Clone(v.paths) }
+
 // globRegexp turns a glob with "*" and "?" into an anchored, case-insensitive regexp; "*"
 // crosses "/" so it works for Go module paths and purls alike.
 func Glob(glob string) *regexp.Regexp {

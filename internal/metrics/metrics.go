@@ -44,6 +44,19 @@ var (
 		Help: "Image digests known to the audit, by phase (Scanned, Failed).",
 	}, []string{"phase"})
 
+	// StoreErrors counts failed reads and writes of persisted scan records (ImageScans), by
+	// operation (load, save, status).
+	StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_scan_store_errors_total",
+		Help: "Failed loads and saves of persisted scan records (ImageScans), by operation.",
+	}, []string{"op"})
+
+	// ImageScanWrites counts ImageScan status writes; only the leader writes.
+	ImageScanWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "embargo_imagescan_status_writes_total",
+		Help: "ImageScan status updates written by this replica.",
+	})
+
 	// StatusWrites counts VendorPolicy status writes; only the leader writes.
 	StatusWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "embargo_policy_status_writes_total",
@@ -52,5 +65,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites)
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites)
 }

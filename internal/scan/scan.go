@@ -34,6 +34,10 @@ type Options struct {
 	CacheSize int
 	// Store persists records (nil: memory only).
 	Store cache.Store
+	// PathRules returns the path globs of the catalog and every policy now (nil: keep every
+	// file). Records keep only the files these match, and a record that kept no files for a
+	// rule returned later is rescanned.
+	PathRules func(ctx context.Context) ([]string, error)
 }
 
 // Priority orders scans: admission waits on Foreground scans; the audit uses Background.
@@ -70,14 +74,37 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{
+	e := &Engine{
 		opts:  opts,
 		reg:   registry.New(opts.Registry),
 		gen:   gen,
 		cache: cache.New(opts.CacheSize, opts.Store),
 		slots: make(chan struct{}, opts.MaxConcurrent),
 		bg:    make(chan struct{}, max(1, opts.MaxConcurrent-1)),
-	}, nil
+	}
+	if opts.PathRules != nil {
+		e.cache.Usable = e.answers
+	}
+	return e, nil
+}
+
+// pathRules returns the path globs records must answer; ok is false when every file is kept
+// (no PathRules) or they cannot be listed now.
+func (e *Engine) pathRules() (rules []string, ok bool) {
+	if e.opts.PathRules == nil {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rules, err := e.opts.PathRules(ctx)
+	return rules, err == nil
+}
+
+// answers reports whether rec can be matched against today's path rules. When the rules cannot
+// be listed it trusts the record rather than rescan everything.
+func (e *Engine) answers(rec *cache.Record) bool {
+	rules, ok := e.pathRules()
+	return !ok || rec.Answers(rules)
 }
 
 // Resolve returns the digest an image reference points to (no registry call for a digest).
@@ -186,5 +213,8 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		rec.PackageCount += res.PackageCount
 	}
 	slices.Sort(rec.Platforms)
+	if rules, ok := e.pathRules(); ok {
+		rec = rec.Trim(rules)
+	}
 	return rec, nil
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
@@ -116,6 +117,56 @@ func poke(t testing.TB, name string) {
 	if err := k8s.Patch(context.Background(), p, client.RawPatch("application/merge-patch+json", patch)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// reconciles is how many reconciles the in-process manager's named controller has finished.
+func reconciles(t testing.TB, controller string) float64 {
+	return gathered(t, "controller_runtime_reconcile_total", "controller", controller)
+}
+
+// gathered sums the in-process manager's samples of a metric whose label has value.
+func gathered(t testing.TB, metric, label, value string) float64 {
+	t.Helper()
+	mfs, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// auditedSince returns once the manager's auditor has audited the policy since the call: the
+// positive signal a "nothing changed" check waits for instead of a sleep. It pokes the policy
+// (queued at once), then waits for the audit that was running, if any, and one more to finish,
+// and for the auditor's queue to be empty with its one worker idle: by then the poked policy was
+// taken from the queue after the poke and audited.
+func auditedSince(t testing.TB, name string) {
+	t.Helper()
+	busy := gathered(t, "controller_runtime_active_workers", "controller", "policyauditor")
+	n := reconciles(t, "policyauditor")
+	poke(t, name)
+	want := n + busy + 1
+	eventually(t, 30*time.Second, func() error {
+		got := reconciles(t, "policyauditor")
+		depth := gathered(t, "workqueue_depth", "name", "policyauditor")
+		active := gathered(t, "controller_runtime_active_workers", "controller", "policyauditor")
+		if got < want || depth > 0 || active > 0 {
+			return fmt.Errorf("%v audits since the poke (want %v), queue depth %v, %v busy", got-n, want-n, depth, active)
+		}
+		return nil
+	})
 }
 
 // waitStatus waits until check accepts the policy's status and returns the policy.
@@ -390,8 +441,7 @@ func TestAuditRolloutStep(t *testing.T) {
 
 	// a minute on, an audit that finds the same writes nothing, not even lastAuditTime
 	clock.SetTime(warnAt.Add(time.Minute))
-	poke(t, p.Name)
-	time.Sleep(3 * time.Second)
+	auditedSince(t, p.Name)
 	same := waitStatus(t, p.Name, time.Second, func(*v1alpha1.VendorPolicyStatus) error { return nil })
 	if !same.Status.LastAuditTime.Equal(flipped.Status.LastAuditTime) {
 		t.Errorf("a re-audit that found the same rewrote the status: lastAuditTime %v → %v", flipped.Status.LastAuditTime, same.Status.LastAuditTime)
@@ -501,10 +551,21 @@ func TestAuditUnreachableImage(t *testing.T) {
 
 	// the kubelet reports the pods running that digest: the audit looks again, but within the
 	// backoff it neither pulls nor counts a failure (status updates do not pass admission)
+	scanned := reconciles(t, "podscanner")
 	for _, p := range gonePods {
 		setRunning(t, p, gone)
 	}
-	time.Sleep(3 * time.Second)
+	// the positive signal: the PodScanner has reconciled as many pods as were updated and its
+	// queue is empty with no worker busy, so those updates were handled
+	eventually(t, 30*time.Second, func() error {
+		done := reconciles(t, "podscanner") - scanned
+		depth := gathered(t, "workqueue_depth", "name", "podscanner")
+		busy := gathered(t, "controller_runtime_active_workers", "controller", "podscanner")
+		if done < float64(len(gonePods)) || depth > 0 || busy > 0 {
+			return fmt.Errorf("PodScanner: %v reconciles since the updates, queue depth %v, %v workers busy", done, depth, busy)
+		}
+		return nil
+	})
 	if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
 		t.Fatal(err)
 	}
@@ -642,6 +703,22 @@ func TestAuditScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := len(raw)
+	// the status stays small however many pods violate: counts plus a capped list
+	if size > 48<<10 {
+		t.Errorf("policy status is %d KiB of JSON with %d violating pods, want at most 48 KiB", size>>10, wantViolating)
+	}
+	// the images-by-phase gauge follows ImageScan events, not a list: it counts every one
+	if n := gathered(t, "embargo_images", "phase", string(v1alpha1.ImageScanScanned)); n < float64(nImages) {
+		t.Errorf("embargo_images{phase=Scanned} = %v, want at least the %d images scanned here", n, nImages)
+	}
+	// lean records: a two-package image's ImageScan holds a few hundred bytes, not its files
+	var one v1alpha1.ImageScan
+	if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digests[0][strings.Index(digests[0], "@")+1:])}, &one); err != nil {
+		t.Fatal(err)
+	}
+	if len(one.Status.Record) > 2<<10 || one.Status.ObservedGeneration != one.Generation || !meta.IsStatusConditionTrue(one.Status.Conditions, v1alpha1.ImageScanReadyCondition) {
+		t.Errorf("ImageScan %s: %d record bytes, observedGeneration %d of %d, conditions %+v", one.Name, len(one.Status.Record), one.Status.ObservedGeneration, one.Generation, one.Status.Conditions)
+	}
 	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB",
 		nPods, nImages, scans, wantViolating, created.Round(time.Millisecond), converged.Round(time.Millisecond), fromPolicy.Round(time.Millisecond),
 		peakHeap>>20, hwm>>20, size>>10)

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/controllers"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/manager"
 	"github.com/embargo-dev/embargo/internal/metrics"
@@ -455,8 +456,9 @@ func TestScanRecordPersisted(t *testing.T) {
 	}
 
 	// a restarted manager (a new engine over the same ImageScans) answers without pulling
-	// (a direct client: a restarted manager's informers are synced before it serves)
-	restarted, err := scan.New(scan.Options{Store: &cache.ImageScanStore{Client: k8s}, Registry: registry.Options{Insecure: []string{"*"}}})
+	// (a direct client: a restarted manager's informers are synced before it serves; a replica
+	// that does not lead reads ImageScans and never writes them)
+	restarted, err := scan.New(scan.Options{Store: controllers.NewImageScans(k8s, nil, "", nil), Registry: registry.Options{Insecure: []string{"*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
