@@ -1,5 +1,6 @@
-// Package webhook holds Embargo's admission handlers. They are thin: decode the object, ask
-// internal/scan and internal/policy, and phrase the answer.
+// Package webhook holds Embargo's admission handlers. They are thin: decode the object, ask the
+// scan engine (through the Engine interface) for each image's record, let internal/decision
+// judge, and phrase the Decision as an AdmissionResponse.
 package webhook
 
 import (
