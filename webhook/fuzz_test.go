@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"testing"
+
+	"github.com/embargo-dev/embargo/internal/decision"
 )
 
 // FuzzDecodeWorkload: any bytes of any admitted kind decode or fail with an error naming the
@@ -30,10 +32,10 @@ func FuzzDecodeWorkload(f *testing.F) {
 			t.Fatalf("kind %q decoded though no pod spec path is known", kind)
 		}
 		n := len(w.Spec.Containers) + len(w.Spec.InitContainers) + len(w.Spec.EphemeralContainers)
-		if got := len(containers(&w.Spec)); got != n {
+		if got := len(decision.PodContainers(&w.Spec)); got != n {
 			t.Fatalf("%d container refs for %d containers", got, n)
 		}
-		for _, img := range images(containers(&w.Spec)) {
+		for _, img := range images(decision.PodContainers(&w.Spec)) {
 			if img == "" {
 				t.Fatal("an empty image listed")
 			}

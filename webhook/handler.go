@@ -101,13 +101,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		result = "error"
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	refs := containers(&w.Spec)
+	refs := decision.PodContainers(&w.Spec)
 	imgs := images(refs)
 	if len(imgs) == 0 {
 		return admission.Allowed("")
 	}
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		if old, err := decodeWorkload(kind, req.OldObject.Raw); err == nil && slices.Equal(images(containers(&old.Spec)), imgs) {
+		if old, err := decodeWorkload(kind, req.OldObject.Raw); err == nil && slices.Equal(images(decision.PodContainers(&old.Spec)), imgs) {
 			return admission.Allowed("") // no new image; the audit reports what already runs
 		}
 	}
@@ -123,9 +123,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 
 	results := h.inspect(ctx, req.Namespace, &w.Spec, imgs)
 	in := decision.Input{Policies: selected, Namespace: req.Namespace, Now: h.Clock.Now()}
-	for _, ref := range refs {
-		r := results[ref.Image]
-		ct := decision.Container{Kind: ref.Kind, Name: ref.Name, Image: ref.Image, Err: r.err}
+	for _, ct := range refs {
+		r := results[ct.Image]
+		ct.Err = r.err
 		if r.err == nil {
 			ct.Digest = r.target.Digest.String()
 			ct.Forms = []string{r.target.Ref.String()}

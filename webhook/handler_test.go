@@ -25,6 +25,7 @@ import (
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/registry"
@@ -262,13 +263,13 @@ func TestDecodeWorkloadKinds(t *testing.T) {
 		"Deployment": `{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"template":{"spec":` + spec + `}}}`,
 		"CronJob":    `{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"jobTemplate":{"spec":{"template":{"spec":` + spec + `}}}}}`,
 	}
-	want := []containerRef{{"init container", "i", "y:1"}, {"container", "a", "x:1"}}
+	want := []decision.Container{{Kind: "init container", Name: "i", Image: "y:1"}, {Kind: "container", Name: "a", Image: "x:1"}}
 	for kind, raw := range raws {
 		w, err := decodeWorkload(kind, []byte(raw))
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
-		if diff := cmp.Diff(want, containers(&w.Spec)); diff != "" || w.Name != "p" || w.Labels["a"] != "b" {
+		if diff := cmp.Diff(want, decision.PodContainers(&w.Spec)); diff != "" || w.Name != "p" || w.Labels["a"] != "b" {
 			t.Errorf("%s: name %q labels %v containers (-want +got):\n%s", kind, w.Name, w.Labels, diff)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/embargo-dev/embargo/internal/decision"
 )
 
 // podSpecPaths says where each admitted kind keeps its PodSpec. One handler serves them all.
@@ -72,29 +74,8 @@ func decodeWorkload(kind string, raw []byte) (*workload, error) {
 	return w, nil
 }
 
-// containerRef is one container of a pod spec.
-type containerRef struct {
-	Kind  string // container, init container, ephemeral container
-	Name  string
-	Image string
-}
-
-func containers(spec *corev1.PodSpec) []containerRef {
-	var out []containerRef
-	for _, c := range spec.InitContainers {
-		out = append(out, containerRef{"init container", c.Name, c.Image})
-	}
-	for _, c := range spec.Containers {
-		out = append(out, containerRef{"container", c.Name, c.Image})
-	}
-	for _, c := range spec.EphemeralContainers {
-		out = append(out, containerRef{"ephemeral container", c.Name, c.Image})
-	}
-	return out
-}
-
 // images returns the distinct images of refs in order.
-func images(refs []containerRef) []string {
+func images(refs []decision.Container) []string {
 	var out []string
 	for _, r := range refs {
 		if r.Image != "" && !slices.Contains(out, r.Image) {

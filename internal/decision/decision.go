@@ -10,6 +10,8 @@ import (
 	"errors"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
@@ -75,6 +77,22 @@ type Container struct {
 	// simply is not known yet). Err wins over Inventories.
 	Inventories []match.Inventory
 	Err         error
+}
+
+// PodContainers lists a pod spec's init, regular and ephemeral containers, in that order, with
+// Kind, Name and Image set: the one walk admission and the audit share.
+func PodContainers(spec *corev1.PodSpec) []Container {
+	out := make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
+	for _, c := range spec.InitContainers {
+		out = append(out, Container{Kind: "init container", Name: c.Name, Image: c.Image})
+	}
+	for _, c := range spec.Containers {
+		out = append(out, Container{Kind: "container", Name: c.Name, Image: c.Image})
+	}
+	for _, c := range spec.EphemeralContainers {
+		out = append(out, Container{Kind: "ephemeral container", Name: c.Name, Image: c.Image})
+	}
+	return out
 }
 
 // Input is everything a decision depends on.
