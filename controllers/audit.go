@@ -12,6 +12,7 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 )
@@ -91,58 +92,63 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 		if !c.Selects(p.Namespace, nsLabels[p.Namespace], p.Labels, exempt) {
 			continue
 		}
+		in := decision.Input{Policies: []*policy.Compiled{c}, Namespace: p.Namespace, Now: now, Containers: make([]decision.Container, 0, len(p.Containers))}
 		for _, cv := range p.Containers {
-			if cv.Digest == "" {
-				unchecked["image "+cv.Image] = true
-				continue
+			ct := decision.Container{Kind: "container", Name: cv.Name, Image: cv.Image, Digest: cv.Digest, Forms: cv.Forms, Err: decision.ErrNotScanned}
+			if rec, ok := records(cv.Digest); cv.Digest != "" && ok {
+				ct.Inventories, ct.Err = rec.Inventories, nil
 			}
-			rec, ok := records(cv.Digest)
-			if !ok {
-				unchecked[cv.Digest] = true
-				continue
+			in.Containers = append(in.Containers, ct)
+		}
+		pd := decision.Decide(in).Policies[0]
+		for _, se := range pd.ScanErrors {
+			if se.Container.Digest == "" {
+				unchecked["image "+se.Container.Image] = true
+			} else {
+				unchecked[se.Container.Digest] = true
 			}
-			findings := c.MatchDigest(cv.Digest, rec.Inventories)
-			if len(findings) == 0 {
-				continue
-			}
-			verdict := c.Judge(findings, p.Namespace, cv.Forms, now)
-			excepted := verdict.Exception != nil
-			perVendor := representatives(findings)
-			for _, f := range perVendor {
-				v := v1alpha1.Violation{
-					Namespace: p.Namespace, WorkloadKind: p.Workload.Kind, WorkloadName: p.Workload.Name,
-					Pod: p.Name, Container: cv.Name, Image: cv.Image, Digest: cv.Digest,
-					Vendor: f.Vendor, Package: f.Package.String(), Evidence: f.Evidence[0].String(), Excepted: excepted,
-				}
-				key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s\x00%s", v.Namespace, v.WorkloadKind, v.WorkloadName, v.Container, v.Digest, v.Vendor)
-				if i, ok := listed[key]; ok {
-					if v.Pod < ev.Violations[i].Pod { // a stable example pod, whatever the list order
-						ev.Violations[i].Pod = v.Pod
+		}
+		for _, group := range [][]decision.Finding{pd.Excepted, pd.Kept} {
+			for _, fs := range decision.ByContainer(group) {
+				cv := fs[0].Container
+				excepted := fs[0].Exception != nil
+				perVendor := representatives(fs)
+				for _, f := range perVendor {
+					v := v1alpha1.Violation{
+						Namespace: p.Namespace, WorkloadKind: p.Workload.Kind, WorkloadName: p.Workload.Name,
+						Pod: p.Name, Container: cv.Name, Image: cv.Image, Digest: cv.Digest,
+						Vendor: f.Vendor, Package: f.Package.String(), Evidence: f.Evidence[0].String(), Excepted: excepted,
 					}
+					key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s\x00%s", v.Namespace, v.WorkloadKind, v.WorkloadName, v.Container, v.Digest, v.Vendor)
+					if i, ok := listed[key]; ok {
+						if v.Pod < ev.Violations[i].Pod { // a stable example pod, whatever the list order
+							ev.Violations[i].Pod = v.Pod
+						}
+						continue
+					}
+					listed[key] = len(ev.Violations)
+					ev.Violations = append(ev.Violations, v)
+					ev.Refs[workloadKey(v.Namespace, v.WorkloadKind, v.WorkloadName)] = p.Workload
+				}
+				if excepted {
 					continue
 				}
-				listed[key] = len(ev.Violations)
-				ev.Violations = append(ev.Violations, v)
-				ev.Refs[workloadKey(v.Namespace, v.WorkloadKind, v.WorkloadName)] = p.Workload
-			}
-			if excepted {
-				continue
-			}
-			ev.Total++
-			for _, f := range perVendor {
-				ev.ByNamespaceVendor[nsVendor{p.Namespace, f.Vendor}]++
-			}
-			podsSeen[p.Namespace+"/"+p.Name] = true
-			workloads[p.Namespace+"/"+p.Workload.Kind+"/"+p.Workload.Name] = true
-			images[cv.Digest] = true
-			okey := cv.Digest + "\x00" + string(p.Workload.UID)
-			if _, ok := offenders[okey]; !ok {
-				offenders[okey] = len(ev.Offenders)
-				ev.Offenders = append(ev.Offenders, offender{Key: okey, Workload: p.Workload, Violation: v1alpha1.Violation{
-					Namespace: p.Namespace, WorkloadKind: p.Workload.Kind, WorkloadName: p.Workload.Name, Pod: p.Name,
-					Container: cv.Name, Image: cv.Image, Digest: cv.Digest, Vendor: perVendor[0].Vendor,
-					Package: perVendor[0].Package.String(), Evidence: perVendor[0].Evidence[0].String(),
-				}})
+				ev.Total++
+				for _, f := range perVendor {
+					ev.ByNamespaceVendor[nsVendor{p.Namespace, f.Vendor}]++
+				}
+				podsSeen[p.Namespace+"/"+p.Name] = true
+				workloads[p.Namespace+"/"+p.Workload.Kind+"/"+p.Workload.Name] = true
+				images[cv.Digest] = true
+				okey := cv.Digest + "\x00" + string(p.Workload.UID)
+				if _, ok := offenders[okey]; !ok {
+					offenders[okey] = len(ev.Offenders)
+					ev.Offenders = append(ev.Offenders, offender{Key: okey, Workload: p.Workload, Violation: v1alpha1.Violation{
+						Namespace: p.Namespace, WorkloadKind: p.Workload.Kind, WorkloadName: p.Workload.Name, Pod: p.Name,
+						Container: cv.Name, Image: cv.Image, Digest: cv.Digest, Vendor: perVendor[0].Vendor,
+						Package: perVendor[0].Package.String(), Evidence: perVendor[0].Evidence[0].String(),
+					}})
+				}
 			}
 		}
 	}
@@ -153,9 +159,10 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 
 // representatives returns one finding per vendor, in vendor order: one naming a package when
 // there is one, as that says most to whoever reads the status.
-func representatives(fs []match.Finding) []match.Finding {
+func representatives(fs []decision.Finding) []match.Finding {
 	var out []match.Finding
-	for _, f := range fs {
+	for _, df := range fs {
+		f := df.Finding
 		i := slices.IndexFunc(out, func(o match.Finding) bool { return o.Vendor == f.Vendor })
 		switch {
 		case i < 0:
@@ -200,14 +207,15 @@ func auditStatus(old *v1alpha1.VendorPolicyStatus, generation int64, c *policy.C
 		UncheckedImages:    ev.Unchecked,
 		LastAuditTime:      old.LastAuditTime,
 	}
-	action, next := c.ActionAt(now)
+	pd := decision.Decide(decision.Input{Policies: []*policy.Compiled{c}, Now: now}).Policies[0]
+	action := pd.Action
 	st.Action = action
-	if cur := c.StepAt(now); cur != nil {
-		st.ActionSince = &metav1.Time{Time: cur.From}
+	if pd.Since != nil {
+		st.ActionSince = &metav1.Time{Time: *pd.Since}
 	}
-	if next != nil {
-		st.NextAction = next.Action
-		st.NextActionAt = &metav1.Time{Time: next.From}
+	if pd.Next != nil {
+		st.NextAction = pd.Next.Action
+		st.NextActionAt = &metav1.Time{Time: pd.Next.From}
 	}
 	if len(ev.Violations) > MaxListedViolations {
 		st.Violations = slices.Clone(ev.Violations[:MaxListedViolations])
@@ -280,7 +288,7 @@ func statusChanged(a, b *v1alpha1.VendorPolicyStatus) bool {
 // the next rollout step or exception expiry, or the safety resync, whichever comes first.
 func requeueAfter(c *policy.Compiled, now time.Time, resync time.Duration) time.Duration {
 	d := resync
-	if _, next := c.ActionAt(now); next != nil {
+	if next := decision.Decide(decision.Input{Policies: []*policy.Compiled{c}, Now: now}).Policies[0].Next; next != nil {
 		d = min(d, next.From.Sub(now))
 	}
 	if e := c.NextExpiry(now); e != nil {

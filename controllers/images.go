@@ -10,6 +10,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/registry"
 )
 
@@ -30,17 +31,8 @@ func podContainers(pod *corev1.Pod) []container {
 		}
 	}
 	out := make([]container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+len(pod.Spec.EphemeralContainers))
-	add := func(name, image string) {
-		out = append(out, container{Name: name, Image: image, Running: runningRef(ids[name])})
-	}
-	for _, c := range pod.Spec.InitContainers {
-		add(c.Name, c.Image)
-	}
-	for _, c := range pod.Spec.Containers {
-		add(c.Name, c.Image)
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		add(c.Name, c.Image)
+	for _, c := range decision.PodContainers(&pod.Spec) {
+		out = append(out, container{Name: c.Name, Image: c.Image, Running: runningRef(ids[c.Name])})
 	}
 	return out
 }

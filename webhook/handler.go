@@ -19,15 +19,24 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/registry"
-	"github.com/embargo-dev/embargo/internal/scan"
 )
+
+// Engine is what admission needs of the scan engine: the webhook never links the scanner.
+type Engine interface {
+	Resolve(ctx context.Context, image string, kc authn.Keychain) (registry.Target, error)
+	// Cached answers a digest's record from memory only.
+	Cached(digest string) (*cache.Record, bool)
+	// ScanForeground scans at admission priority, ahead of the audit's scans.
+	ScanForeground(ctx context.Context, t registry.Target, kc authn.Keychain) (*cache.Record, error)
+}
 
 // Handler admits or rejects anything with a pod template.
 type Handler struct {
-	Engine    *scan.Engine
+	Engine    Engine
 	Policies  *policy.Set
 	Reader    client.Reader
 	Keychains registry.KeychainFunc
@@ -92,13 +101,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		result = "error"
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	refs := containers(&w.Spec)
+	refs := decision.PodContainers(&w.Spec)
 	imgs := images(refs)
 	if len(imgs) == 0 {
 		return admission.Allowed("")
 	}
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		if old, err := decodeWorkload(kind, req.OldObject.Raw); err == nil && slices.Equal(images(containers(&old.Spec)), imgs) {
+		if old, err := decodeWorkload(kind, req.OldObject.Raw); err == nil && slices.Equal(images(decision.PodContainers(&old.Spec)), imgs) {
 			return admission.Allowed("") // no new image; the audit reports what already runs
 		}
 	}
@@ -113,38 +122,41 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	}
 
 	results := h.inspect(ctx, req.Namespace, &w.Spec, imgs)
-	now := h.Clock.Now()
-	d := decision{kind: kind, name: w.Name, namespace: req.Namespace}
-	for _, c := range selected {
-		act, next := c.ActionAt(now)
-		d.observe(act)
-		for _, ref := range refs {
-			r := results[ref.Image]
-			if r.err != nil {
-				d.scanError(c, ref, r.err)
-				continue
-			}
-			findings := c.MatchDigest(r.target.Digest.String(), r.record.Inventories)
-			v := c.Judge(findings, req.Namespace, []string{ref.Image, r.target.Ref.String()}, now)
-			if len(v.Findings) == 0 {
-				continue
-			}
-			if v.Exception != nil {
-				h.Log.V(1).Info("banned-vendor software admitted by exception", "policy", c.Name, "namespace", req.Namespace, "object", w.Name, "image", ref.Image, "reason", v.Exception.Reason)
-				continue
-			}
-			d.add(c, v, ref, r.target, next)
-			if act == v1alpha1.ActionAudit {
-				h.Log.Info("admitted with banned-vendor software (Audit)", "policy", c.Name, "kind", kind, "namespace", req.Namespace, "name", w.Name,
-					"container", ref.Name, "image", ref.Image, "digest", r.target.Digest.String(), "findings", len(v.Findings))
-			}
+	in := decision.Input{Policies: selected, Namespace: req.Namespace, Now: h.Clock.Now()}
+	for _, ct := range refs {
+		r := results[ct.Image]
+		ct.Err = r.err
+		if r.err == nil {
+			ct.Digest = r.target.Digest.String()
+			ct.Forms = []string{r.target.Ref.String()}
+			ct.Inventories = r.record.Inventories
 		}
+		in.Containers = append(in.Containers, ct)
 	}
-	action = string(d.strongest)
-	if d.audited && action == string(v1alpha1.ActionAudit) {
+	d := decision.Decide(in)
+	h.logDecision(kind, w.Name, d)
+	action = string(d.StrongestAction())
+	if d.Outcome == decision.Audit {
 		result = "audited"
 	}
-	return d.response()
+	return response(kind, w.Name, d)
+}
+
+// logDecision records what the response does not show: admissions by exception and Audit findings.
+func (h *Handler) logDecision(kind, name string, d decision.Decision) {
+	for _, p := range d.Policies {
+		for _, f := range p.Excepted {
+			h.Log.V(1).Info("banned-vendor software admitted by exception", "policy", p.Policy, "namespace", d.Namespace, "object", name, "image", f.Container.Image, "reason", f.Exception.Reason)
+		}
+		if p.Action != v1alpha1.ActionAudit {
+			continue
+		}
+		for _, group := range decision.ByContainer(p.Kept) {
+			ct := group[0].Container
+			h.Log.Info("admitted with banned-vendor software (Audit)", "policy", p.Policy, "kind", kind, "namespace", d.Namespace, "name", name,
+				"container", ct.Name, "image", ct.Image, "digest", ct.Digest, "findings", len(group))
+		}
+	}
 }
 
 func (h *Handler) selectPolicies(ctx context.Context, namespace string, objLabels map[string]string) ([]*policy.Compiled, error) {
@@ -214,7 +226,7 @@ func (h *Handler) inspectOne(ctx context.Context, namespace, img string, kc auth
 	if rec, ok := h.Engine.Cached(t.Digest.String()); ok {
 		return imageResult{target: t, record: rec}
 	}
-	rec, err := h.Engine.Scan(ctx, t, kc, scan.Foreground)
+	rec, err := h.Engine.ScanForeground(ctx, t, kc)
 	return imageResult{target: t, record: rec, err: err}
 }
 

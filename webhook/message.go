@@ -8,8 +8,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
-	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/registry"
 )
 
@@ -20,88 +20,100 @@ const (
 	maxWarnings = 10
 )
 
-// decision gathers what every selected policy said about every container.
-type decision struct {
-	kind, name, namespace string
-
-	denials   []string
-	warnings  []string
-	basis     []string
-	policies  []string
-	strongest v1alpha1.Action
-	audited   bool
-}
-
-var rank = map[v1alpha1.Action]int{v1alpha1.ActionAudit: 1, v1alpha1.ActionWarn: 2, v1alpha1.ActionDeny: 3}
-
-func (d *decision) observe(a v1alpha1.Action) {
-	if rank[a] > rank[d.strongest] {
-		d.strongest = a
+// response phrases d as the admission answer for the object kind namespace/name: one message line
+// per denying finding or scan error, one warning per warned container. It decides nothing.
+func response(kind, name string, d decision.Decision) admission.Response {
+	var denials, warnings, policies, basis []string
+	warn := func(w string) {
+		w = clip(w, maxWarning)
+		if !slices.Contains(warnings, w) && len(warnings) < maxWarnings {
+			warnings = append(warnings, w)
+		}
 	}
+	for _, p := range d.Policies {
+		for _, group := range decision.ByContainer(p.Kept) {
+			group = packagesFirst(group)
+			ct := group[0].Container
+			switch p.Action {
+			case v1alpha1.ActionDeny:
+				for _, f := range group {
+					denials = append(denials, fmt.Sprintf("%s %q image %s (%s): %s", ct.Kind, ct.Name, ct.Image, registry.ShortDigest(ct.Digest), describe(f.Finding)))
+					if len(f.Basis) > 0 {
+						basis = append(basis, f.Basis[0])
+					}
+				}
+				policies = appendUnique(policies, p.Policy)
+			case v1alpha1.ActionWarn:
+				warn(warning(ct, group[0].Finding, p))
+			}
+		}
+		for _, se := range p.ScanErrors {
+			ct := se.Container
+			if se.Outcome == decision.Deny {
+				denials = append(denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %v; policy %s fails closed (onScanError: Deny)",
+					ct.Kind, ct.Name, ct.Image, se.Reason, se.Err, p.Policy))
+				policies = appendUnique(policies, p.Policy)
+				continue
+			}
+			warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ct.Kind, ct.Name, se.Reason))
+		}
+	}
+	if len(denials) == 0 {
+		resp := admission.Allowed("")
+		resp.Warnings = warnings
+		return resp
+	}
+	head := fmt.Sprintf("Embargo: %s %s/%s denied by VendorPolicy %s: banned-vendor software found:",
+		kind, d.Namespace, name, strings.Join(policies, ", "))
+	tail := ""
+	if len(basis) > 0 {
+		tail = " Basis: " + citation(basis[0]) + "."
+	}
+	tail += " Remove it, or add a spec.exceptions entry with a reason."
+	var b strings.Builder
+	b.WriteString(head)
+	for i, line := range denials {
+		more := len(denials) - i
+		suffix := fmt.Sprintf(" ... and %d more.", more)
+		if b.Len()+len(line)+4+len(tail)+len(suffix) > maxMessage {
+			b.WriteString(suffix)
+			break
+		}
+		fmt.Fprintf(&b, " [%d] %s", i+1, line)
+	}
+	b.WriteString(tail)
+	resp := admission.Denied(clip(b.String(), maxMessage+200))
+	resp.Warnings = warnings
+	return resp
 }
 
-func (d *decision) add(c *policy.Compiled, v policy.Verdict, ref containerRef, t registry.Target, next *policy.Step) {
-	// a package names what to remove better than the files it owns: packages first
-	findings := slices.Clone(v.Findings)
-	slices.SortStableFunc(findings, func(a, b match.Finding) int {
+// packagesFirst sorts one container's findings: a package names what to remove better than the
+// files it owns.
+func packagesFirst(fs []decision.Finding) []decision.Finding {
+	fs = slices.Clone(fs)
+	slices.SortStableFunc(fs, func(a, b decision.Finding) int {
 		return boolRank(a.Package == nil) - boolRank(b.Package == nil)
 	})
-	switch v.Action {
-	case v1alpha1.ActionDeny:
-		for _, f := range findings {
-			d.denials = append(d.denials, fmt.Sprintf("%s %q image %s (%s): %s", ref.Kind, ref.Name, ref.Image, registry.ShortDigest(t.Digest.String()), describe(f)))
-		}
-		d.policies = appendUnique(d.policies, c.Name)
-		for _, b := range v.Basis {
-			d.basis = appendUnique(d.basis, b)
-		}
-	case v1alpha1.ActionWarn:
-		f := findings[0]
-		what := f.Package.String()
-		if f.Package == nil {
-			what = f.Evidence[0].Value
-		}
-		head := fmt.Sprintf("embargo: %s %q (%s): ", ref.Kind, ref.Name, lastSegment(ref.Image))
-		body := what + " from " + f.Vendor
-		tail := "; policy " + c.Name
-		if next != nil && next.Action == v1alpha1.ActionDeny {
-			tail = "; denied from " + next.From.UTC().Format("2006-01-02")
-		}
-		if room := maxWarning - len(head) - len(tail); len(body) > room && room > 10 {
-			body = body[:room-3] + "..."
-		}
-		d.warn(head + body + tail)
-	case v1alpha1.ActionAudit:
-		d.audited = true
-	}
+	return fs
 }
 
-func (d *decision) scanError(c *policy.Compiled, ref containerRef, err error) {
-	reason := string(registry.KindOf(err))
-	if reason == "" {
-		reason = "ScanError"
+// warning is the one-line warning for a container under a Warn policy, naming the next step
+// when it is Deny.
+func warning(ct *decision.Container, f match.Finding, p decision.PolicyDecision) string {
+	what := f.Package.String()
+	if f.Package == nil {
+		what = f.Evidence[0].Value
 	}
-	if c.Spec.OnScanError == v1alpha1.ScanErrorDeny {
-		d.denials = append(d.denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %v; policy %s fails closed (onScanError: Deny)",
-			ref.Kind, ref.Name, ref.Image, reason, err, c.Name))
-		d.policies = appendUnique(d.policies, c.Name)
-		return
+	head := fmt.Sprintf("embargo: %s %q (%s): ", ct.Kind, ct.Name, lastSegment(ct.Image))
+	body := what + " from " + f.Vendor
+	tail := "; policy " + p.Policy
+	if p.Next != nil && p.Next.Action == v1alpha1.ActionDeny {
+		tail = "; denied from " + p.Next.From.UTC().Format("2006-01-02")
 	}
-	d.warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ref.Kind, ref.Name, reason))
-}
-
-func (d *decision) warn(w string) {
-	if len(w) > maxWarning {
-		w = w[:maxWarning-3] + "..."
+	if room := maxWarning - len(head) - len(tail); len(body) > room && room > 10 {
+		body = clip(body, room)
 	}
-	for _, x := range d.warnings {
-		if x == w {
-			return
-		}
-	}
-	if len(d.warnings) < maxWarnings {
-		d.warnings = append(d.warnings, w)
-	}
+	return head + body + tail
 }
 
 // describe renders a finding as "kesl 12.1.0 (deb) from AO Kaspersky Lab: dpkg Maintainer = "…", layer sha256:…".
@@ -122,36 +134,6 @@ func describe(f match.Finding) string {
 		fmt.Fprintf(&b, ", %s", f.Platform)
 	}
 	return b.String()
-}
-
-func (d *decision) response() admission.Response {
-	if len(d.denials) == 0 {
-		resp := admission.Allowed("")
-		resp.Warnings = d.warnings
-		return resp
-	}
-	head := fmt.Sprintf("Embargo: %s %s/%s denied by VendorPolicy %s: banned-vendor software found:",
-		d.kind, d.namespace, d.name, strings.Join(d.policies, ", "))
-	tail := ""
-	if len(d.basis) > 0 {
-		tail = " Basis: " + citation(d.basis[0]) + "."
-	}
-	tail += " Remove it, or add a spec.exceptions entry with a reason."
-	var b strings.Builder
-	b.WriteString(head)
-	for i, line := range d.denials {
-		more := len(d.denials) - i
-		suffix := fmt.Sprintf(" ... and %d more.", more)
-		if b.Len()+len(line)+4+len(tail)+len(suffix) > maxMessage {
-			b.WriteString(suffix)
-			break
-		}
-		fmt.Fprintf(&b, " [%d] %s", i+1, line)
-	}
-	b.WriteString(tail)
-	resp := admission.Denied(clip(b.String(), maxMessage+200))
-	resp.Warnings = d.warnings
-	return resp
 }
 
 // citation is the instrument and date of a basis line: the text before its first ": ", or its
@@ -185,18 +167,16 @@ func boolRank(b bool) int {
 	return 0
 }
 
+func appendUnique(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n-3] + "..."
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }

@@ -1,5 +1,6 @@
-// Package webhook holds Embargo's admission handlers. They are thin: decode the object, ask
-// internal/scan and internal/policy, and phrase the answer.
+// Package webhook holds Embargo's admission handlers. They are thin: decode the object, ask the
+// scan engine (through the Engine interface) for each image's record, let internal/decision
+// judge, and phrase the Decision as an AdmissionResponse.
 package webhook
 
 import (
@@ -8,6 +9,8 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/embargo-dev/embargo/internal/decision"
 )
 
 // podSpecPaths says where each admitted kind keeps its PodSpec. One handler serves them all.
@@ -71,29 +74,8 @@ func decodeWorkload(kind string, raw []byte) (*workload, error) {
 	return w, nil
 }
 
-// containerRef is one container of a pod spec.
-type containerRef struct {
-	Kind  string // container, init container, ephemeral container
-	Name  string
-	Image string
-}
-
-func containers(spec *corev1.PodSpec) []containerRef {
-	var out []containerRef
-	for _, c := range spec.InitContainers {
-		out = append(out, containerRef{"init container", c.Name, c.Image})
-	}
-	for _, c := range spec.Containers {
-		out = append(out, containerRef{"container", c.Name, c.Image})
-	}
-	for _, c := range spec.EphemeralContainers {
-		out = append(out, containerRef{"ephemeral container", c.Name, c.Image})
-	}
-	return out
-}
-
 // images returns the distinct images of refs in order.
-func images(refs []containerRef) []string {
+func images(refs []decision.Container) []string {
 	var out []string
 	for _, r := range refs {
 		if r.Image != "" && !slices.Contains(out, r.Image) {

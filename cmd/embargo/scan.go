@@ -21,6 +21,7 @@ import (
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/registry"
@@ -131,13 +132,12 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	}
 
 	rep := &report.Report{EmbargoVersion: version.Version, CatalogVersion: cat.Version}
-	for _, c := range applied {
-		action, _ := c.ActionAt(now)
-		p := report.Policy{Name: c.Name, Action: string(action), Vendors: []string{}}
-		for _, v := range c.Vendors {
-			p.Vendors = append(p.Vendors, v.Name)
+	for i, p := range decision.Decide(decision.Input{Policies: applied, Namespace: f.namespace, Now: now}).Policies {
+		rp := report.Policy{Name: p.Policy, Action: string(p.Action), Vendors: []string{}}
+		for _, v := range applied[i].Vendors {
+			rp.Vendors = append(rp.Vendors, v.Name)
 		}
-		rep.Policies = append(rep.Policies, p)
+		rep.Policies = append(rep.Policies, rp)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -303,45 +303,52 @@ type judge struct {
 	now       time.Time
 }
 
-// findings judges invs with every policy; images are the forms an exception may name.
-func (j judge) findings(invs []match.Inventory, images []string) []report.Finding {
+// findings judges one target's inventories with every policy; forms are the other names an
+// exception may know it by.
+func (j judge) findings(target, digest string, forms []string, invs []match.Inventory) []report.Finding {
+	d := decision.Decide(decision.Input{
+		Policies:  j.policies,
+		Namespace: j.namespace,
+		Now:       j.now,
+		Containers: []decision.Container{{
+			Kind: "image", Name: target, Image: target, Digest: digest, Forms: forms, Inventories: invs,
+		}},
+	})
 	out := []report.Finding{}
-	for _, c := range j.policies {
-		v := c.Judge(c.Match(invs), j.namespace, images, j.now)
-		for _, f := range v.Findings {
-			rf := report.Finding{
-				Policy:   c.Name,
-				Action:   string(v.Action),
-				Excepted: v.Exception != nil,
-				Vendor:   f.Vendor,
-				Catalog:  f.Catalog,
-				Rule:     f.Rule(),
-				Layer:    f.Layer,
-				Platform: f.Platform,
-			}
-			if v.Exception != nil {
-				rf.Exception = &report.Exception{Reason: v.Exception.Reason}
-				if v.Exception.Expires != nil {
-					t := v.Exception.Expires.UTC()
-					rf.Exception.Expires = &t
-				}
-			}
-			if f.Package != nil {
-				rf.Package = &report.Package{Name: f.Package.Name, Version: f.Package.Version, Type: f.Package.Type, PURL: f.Package.PURL}
-			}
-			for _, e := range f.Evidence {
-				rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value})
-			}
-			for _, vend := range c.Vendors {
-				if vend.Name == f.Vendor && vend.Catalog == f.Catalog {
-					rf.Basis = slices.Clone(vend.Basis)
-					break
-				}
-			}
-			out = append(out, rf)
+	for _, p := range d.Policies {
+		for _, f := range append(slices.Clip(p.Kept), p.Excepted...) {
+			out = append(out, reportFinding(p, f))
 		}
 	}
 	return out
+}
+
+func reportFinding(p decision.PolicyDecision, f decision.Finding) report.Finding {
+	rf := report.Finding{
+		Policy:   p.Policy,
+		Action:   string(p.Action),
+		Excepted: f.Exception != nil,
+		Vendor:   f.Vendor,
+		Catalog:  f.Catalog,
+		Rule:     f.Rule(),
+		Layer:    f.Layer,
+		Platform: f.Platform,
+		Basis:    slices.Clone(f.Basis),
+	}
+	if f.Exception != nil {
+		rf.Exception = &report.Exception{Reason: f.Exception.Reason}
+		if f.Exception.Expires != nil {
+			t := f.Exception.Expires.UTC()
+			rf.Exception.Expires = &t
+		}
+	}
+	if f.Package != nil {
+		rf.Package = &report.Package{Name: f.Package.Name, Version: f.Package.Version, Type: f.Package.Type, PURL: f.Package.PURL}
+	}
+	for _, e := range f.Evidence {
+		rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value})
+	}
+	return rf
 }
 
 // image resolves, scans and judges one image. Failures are recorded in the result as one line.
@@ -356,7 +363,7 @@ func (j judge) image(ctx context.Context, eng *scan.Engine, image string, timeou
 		if err == nil {
 			res.Platforms = rec.Platforms
 			res.PackageCount = rec.PackageCount
-			res.Findings = j.findings(rec.Inventories, []string{image, target.Ref.String()})
+			res.Findings = j.findings(image, res.Digest, []string{target.Ref.String()}, rec.Inventories)
 			return res
 		}
 	}
@@ -411,6 +418,6 @@ func (j judge) sbomFile(file string) report.Result {
 		res.Platforms = []string{inv.Platform}
 	}
 	res.PackageCount = len(inv.Packages)
-	res.Findings = j.findings([]match.Inventory{inv}, []string{file})
+	res.Findings = j.findings(file, res.Digest, nil, []match.Inventory{inv})
 	return res
 }

@@ -60,3 +60,10 @@ type backgroundEngine struct{ *scan.Engine }
 func (e backgroundEngine) ScanBackground(ctx context.Context, t registry.Target, kc authn.Keychain) (*cache.Record, error) {
 	return e.Scan(ctx, t, kc, scan.Background)
 }
+
+// foregroundEngine runs admission's scans ahead of the audit's.
+type foregroundEngine struct{ *scan.Engine }
+
+func (e foregroundEngine) ScanForeground(ctx context.Context, t registry.Target, kc authn.Keychain) (*cache.Record, error) {
+	return e.Scan(ctx, t, kc, scan.Foreground)
+}

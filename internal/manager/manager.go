@@ -98,7 +98,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
 
 	c := &Components{Engine: engine, Policies: policies, Store: store}
 	c.Handler = &embargowebhook.Handler{
-		Engine:    engine,
+		Engine:    foregroundEngine{engine},
 		Policies:  policies,
 		Reader:    mgr.GetClient(),
 		Keychains: keychains,

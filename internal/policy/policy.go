@@ -270,40 +270,6 @@ func isComment(doc []byte) bool {
 	return true
 }
 
-// Verdict is one policy's judgement of one image at one moment.
-type Verdict struct {
-	Policy    string
-	Action    v1alpha1.Action
-	Findings  []match.Finding
-	Exception *v1alpha1.Exception
-	// Basis is the legal basis of the vendors found, first line of each.
-	Basis []string
-}
-
-// Enforced reports whether the verdict blocks (Deny), warns or only records.
-func (v Verdict) Enforced() bool { return len(v.Findings) > 0 && v.Exception == nil }
-
-// Judge matches the inventories against the policy's vendors and applies action, rollout and
-// exceptions at now. images are the forms of the image an exception may name.
-func (c *Compiled) Judge(findings []match.Finding, namespace string, images []string, now time.Time) Verdict {
-	action, _ := c.ActionAt(now)
-	v := Verdict{Policy: c.Name, Action: action, Findings: findings}
-	if len(findings) == 0 {
-		return v
-	}
-	v.Exception = c.ExceptionFor(namespace, images, now)
-	seen := map[string]bool{}
-	for _, f := range findings {
-		for _, vend := range c.Vendors {
-			if vend.Name == f.Vendor && !seen[vend.Name] && len(vend.Basis) > 0 {
-				seen[vend.Name] = true
-				v.Basis = append(v.Basis, vend.Basis[0])
-			}
-		}
-	}
-	return v
-}
-
 // Match runs the policy's vendors over inventories.
 func (c *Compiled) Match(invs []match.Inventory) []match.Finding {
 	var out []match.Finding
