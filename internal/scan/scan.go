@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -34,6 +35,11 @@ type Options struct {
 	CacheSize int
 	// Store persists records (nil: memory only).
 	Store cache.Store
+	// MaxImageFiles bounds the files (tar entries) of one platform image (0: sbom.DefaultMaxFiles).
+	MaxImageFiles int64
+	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
+	// kept to compare the two.
+	WholeImage bool
 }
 
 // Priority orders scans: admission waits on Foreground scans; the audit uses Background.
@@ -66,7 +72,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry.UserAgent == "" {
 		opts.Registry.UserAgent = "embargo/" + version.Version
 	}
-	gen, err := sbom.NewGenerator(opts.TempDir)
+	gen, err := sbom.NewGenerator(sbom.Options{
+		TempDir:  opts.TempDir,
+		MaxFiles: opts.MaxImageFiles,
+		// a scan's share of the CPUs: MaxConcurrent scans may run at once
+		Workers: max(1, runtime.GOMAXPROCS(0)/opts.MaxConcurrent),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +188,11 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		ScannerVersion: version.Version,
 	}
 	for _, pi := range images {
-		res, err := e.gen.Scan(ctx, t.Ref.String(), pi)
+		scanPlatform := e.gen.ScanLayers
+		if e.opts.WholeImage {
+			scanPlatform = e.gen.Scan
+		}
+		res, err := scanPlatform(ctx, t.Ref.String(), pi)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,163 @@
+package scan_test
+
+import (
+	"archive/tar"
+	"cmp"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/match"
+	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/scan"
+	ti "github.com/embargo-dev/embargo/internal/testimage"
+)
+
+var (
+	wholeOnce   sync.Once
+	wholeEngine *scan.Engine
+)
+
+// whole is an engine that scans with syft over the whole squashed image: the reference the
+// per-layer engine is held to.
+func whole(t testing.TB) *scan.Engine {
+	wholeOnce.Do(func() { wholeEngine = newEngine(t, scan.Options{WholeImage: true, TempDir: os.Getenv("TMPDIR")}) })
+	return wholeEngine
+}
+
+// equivalenceImages are every image the tests build, and the layer stackings a per-layer merge
+// can get wrong.
+func equivalenceImages(t *testing.T) map[string]func() (v1.Image, error) {
+	kesl := ti.Deb{Name: "kesl", Version: "12.1.0-1187", Maintainer: ti.KasperskyMaintainer}
+	bash := ti.Deb{Name: "bash", Version: "5.2.15-2+b2", Maintainer: "Matthias Klose <doko@debian.org>"}
+	jar := must[ti.File](t)(ti.Jar("/app/lib/kav-sdk-1.2.jar", "com.kaspersky.sdk", "kav-sdk", "1.2",
+		map[string]string{"Implementation-Vendor": "AO Kaspersky Lab"}))
+	rpmdb := must[ti.File](t)(ti.RPMDB())
+	apkKesl := ti.Apk{Name: "kesl", Version: "12.1.0-r0", Maintainer: "Kaspersky Lab <support@kaspersky.com>"}
+	musl := ti.Apk{Name: "musl", Version: "1.2.5-r0", Maintainer: "Timo Teräs <timo.teras@iki.fi>"}
+	statusD := func(d ti.Deb) ti.File {
+		f := ti.DpkgStatus(d)
+		f.Path = "/var/lib/dpkg/status.d/" + d.Name
+		return f
+	}
+	layers := func(groups ...[]ti.File) func() (v1.Image, error) {
+		return func() (v1.Image, error) { return ti.FromFiles(groups...) }
+	}
+	imgs := map[string]func() (v1.Image, error){
+		"clean":          ti.Clean,
+		"kesl deb":       ti.KasperskyEndpoint,
+		"scan engine":    ti.KasperskyScanEngine,
+		"checkmarx kics": ti.CheckmarxKICS,
+		"kesl removed":   ti.KasperskyRemoved,
+		"rpmdb":          ti.RedHatWithKESL,
+		"synthetic":      func() (v1.Image, error) { return ti.Synthetic(120, 2<<20, 7) },
+		"npm, python, jar": layers(append(ti.PythonDist("kl-threat-feed", "1.0.0", "AO Kaspersky Lab", "feed"),
+			ti.NpmPackage("@kaspersky/kav-client", "3.1.0", "Kaspersky Lab <dev@kaspersky.com>", "client"), jar)),
+		"apk": layers([]ti.File{ti.OSRelease("alpine", "3.20"), ti.ApkInstalled(apkKesl, musl)}),
+		"hostile paths": layers([]ti.File{
+			{Path: "../../../../tmp/embargo-escape", Content: []byte("x")},
+			{Path: "/opt/../opt/kaspersky/../kaspersky/x", Content: []byte("x")},
+			{Path: "/loop/a", Type: tar.TypeSymlink, Linkname: "/loop/b"},
+			{Path: "/loop/b", Type: tar.TypeSymlink, Linkname: "/loop/a"},
+			{Path: "/root-link", Type: tar.TypeSymlink, Linkname: "/"},
+		}),
+		"whiteout of a file and of a directory": layers(
+			[]ti.File{ti.OSRelease("debian", "12"), {Path: "/opt/kaspersky/a", Content: []byte("a")}, {Path: "/opt/kaspersky/sub/b", Content: []byte("b")}, jar},
+			[]ti.File{ti.Whiteout("/opt/kaspersky/sub"), ti.Whiteout("/app/lib/kav-sdk-1.2.jar")},
+		),
+		"opaque directory": layers(
+			[]ti.File{{Path: "/opt/kaspersky/a", Content: []byte("a")}, {Path: "/opt/other/b", Content: []byte("b")}},
+			[]ti.File{{Path: "/opt/.wh..wh..opq"}, {Path: "/opt/new", Content: []byte("n")}},
+		),
+		"distroless status.d": layers(
+			[]ti.File{ti.OSRelease("debian", "12"), statusD(bash)},
+			[]ti.File{statusD(kesl)},
+		),
+		"dpkg status rewritten: kesl added, then dropped": layers(
+			[]ti.File{ti.OSRelease("debian", "12"), ti.DpkgStatus(bash)},
+			[]ti.File{ti.DpkgStatus(bash, kesl), ti.DpkgFiles("kesl", "/opt/kaspersky/kesl/bin/kesl-control")},
+			[]ti.File{ti.DpkgStatus(bash)},
+		),
+		"dpkg status in one layer, its files in another": layers(
+			[]ti.File{ti.OSRelease("debian", "12"), ti.DpkgFiles("kesl", "/opt/kaspersky/kesl/bin/kesl-control"), {Path: "/opt/kaspersky/kesl/bin/kesl-control", Content: []byte("x")}},
+			[]ti.File{ti.DpkgStatus(bash, kesl)},
+		),
+		"os-release a symlink, distro from a lower layer": layers(
+			[]ti.File{{Path: "/usr/lib/os-release", Content: []byte("ID=debian\nVERSION_ID=\"12\"\n")}, {Path: "/etc/os-release", Type: tar.TypeSymlink, Linkname: "../usr/lib/os-release"}},
+			[]ti.File{ti.DpkgStatus(bash, kesl)},
+		),
+		"distro changed by a later layer": layers(
+			[]ti.File{ti.OSRelease("debian", "11"), ti.DpkgStatus(bash, kesl)},
+			[]ti.File{ti.OSRelease("debian", "12")},
+		),
+		"rpmdb rewritten without kesl": layers(
+			[]ti.File{ti.OSRelease("rhel", "9.4"), rpmdb},
+			[]ti.File{{Path: rpmdb.Path, Content: []byte("not a database any more")}},
+		),
+		"rpmdb deleted": layers(
+			[]ti.File{ti.OSRelease("rhel", "9.4"), rpmdb},
+			[]ti.File{ti.Whiteout("/var/lib/rpm")},
+		),
+		"apk db rewritten": layers(
+			[]ti.File{ti.OSRelease("alpine", "3.20"), ti.ApkInstalled(musl)},
+			[]ti.File{ti.ApkInstalled(musl, apkKesl)},
+			[]ti.File{ti.ApkInstalled(musl)},
+		),
+		"file replaced by a directory and back": layers(
+			[]ti.File{{Path: "/opt/kaspersky", Content: []byte("a file")}},
+			[]ti.File{{Path: "/opt/kaspersky/x", Content: []byte("x")}},
+			[]ti.File{ti.Whiteout("/opt/kaspersky"), {Path: "/opt/kaspersky", Type: tar.TypeSymlink, Linkname: "/tmp"}},
+		),
+	}
+	return imgs
+}
+
+// TestPerLayerEquivalence scans every image both ways, whole-image syft and per-layer merge,
+// and requires the same inventory and the same findings.
+func TestPerLayerEquivalence(t *testing.T) {
+	t.Parallel()
+	everyone := compile(t, customVendor("Anyone", v1alpha1.VendorRules{Suppliers: []string{"."}, Paths: []string{"/**"}}))
+	kaspersky := compile(t, policy.Default())
+	for name, build := range equivalenceImages(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ref := push(t, "equivalence/"+repoName(name), must[v1.Image](t)(build()))
+			want, err := scanImage(t, whole(t), ref, nil)
+			if err != nil {
+				t.Fatalf("whole image: %v", err)
+			}
+			got, err := scanImage(t, engine, ref, nil)
+			if err != nil {
+				t.Fatalf("per layer: %v", err)
+			}
+			if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("inventory (-whole +per-layer):\n%s", diff)
+			}
+			for pname, p := range map[string]*policy.Compiled{"kaspersky": kaspersky, "everyone": everyone} {
+				if diff := gocmp.Diff(p.Match(want), p.Match(got), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("%s findings (-whole +per-layer):\n%s", pname, diff)
+				}
+			}
+		})
+	}
+}
+
+// normalize sorts what has no meaningful order.
+func normalize(invs []match.Inventory) []match.Inventory {
+	out := slices.Clone(invs)
+	for i := range out {
+		ps := slices.Clone(out[i].Packages)
+		slices.SortFunc(ps, func(a, b match.Package) int {
+			return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
+				cmp.Compare(a.Layer, b.Layer), cmp.Compare(a.PURL, b.PURL))
+		})
+		out[i].Packages = ps
+	}
+	return out
+}
