@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -23,6 +27,7 @@ import (
 
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/registry"
+	"github.com/embargo-dev/embargo/internal/version"
 )
 
 // Per-layer analysis. Each layer's tar is streamed once: its headers become the layer's entry
@@ -171,8 +176,7 @@ func indexLayer(ctx context.Context, ref string, l v1.Layer, dir string, files *
 			return nil, err
 		}
 		if n := files.Add(1); n > maxFiles {
-			return nil, &registry.Error{Kind: registry.KindTooLarge, Ref: ref,
-				Err: fmt.Errorf("more than %d files (limit --max-image-files)", maxFiles)}
+			return nil, tooManyFiles(ref, maxFiles)
 		}
 		if len(h.Name) > maxPathLen {
 			return nil, &registry.Error{Kind: registry.KindInvalid, Ref: ref, Err: fmt.Errorf("a path of %d bytes (limit %d)", len(h.Name), maxPathLen)}
@@ -432,7 +436,7 @@ func (fs *finalFS) release(idxs []*LayerIndex) map[string][]byte {
 				break
 			}
 			data, isRel := idxs[l].Release[target]
-			if link, isLink := fs.links[target]; isLink && (data == nil) {
+			if link, isLink := fs.links[target]; isLink && len(data) == 0 {
 				if !strings.HasPrefix(link, "/") {
 					link = path.Join(path.Dir(target), link)
 				}
@@ -525,6 +529,13 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(g.workers())
 	for i, l := range layers {
+		if idx, ok := cacheGet[LayerIndex](g.opts.Cache, indexKey(digests[i])); ok {
+			idxs[i] = &idx
+			if n := files.Add(int64(len(idx.Entries))); n > maxFiles {
+				return Result{}, tooManyFiles(ref, maxFiles)
+			}
+			continue
+		}
 		dirs[i] = filepath.Join(work, fmt.Sprint(i))
 		grp.Go(func() error {
 			if err := os.Mkdir(dirs[i], 0o700); err != nil {
@@ -535,6 +546,7 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 				return err
 			}
 			idxs[i] = idx
+			cachePut(g.opts.Cache, indexKey(digests[i]), idx)
 			return nil
 		})
 	}
@@ -543,24 +555,45 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	}
 	fs := mergeLayers(idxs)
 	release := fs.release(idxs)
+	relKey := releaseKey(release)
 
 	if err := g.waitReady(ctx, ref); err != nil {
 		return Result{}, err
 	}
 	grp, gctx = errgroup.WithContext(ctx)
 	grp.SetLimit(g.workers())
-	for i := range layers {
+	for i, l := range layers {
+		key := packagesKey(digests[i], relKey)
+		if lp, ok := cacheGet[[]LayerPackage](g.opts.Cache, key); ok {
+			pkgs[i] = lp
+			continue
+		}
 		grp.Go(func() error {
+			if dirs[i] == "" {
+				// indexed from the cache, but never cataloged under this distro: stream it again
+				dirs[i] = filepath.Join(work, fmt.Sprint(i))
+				if err := os.Mkdir(dirs[i], 0o700); err != nil {
+					return err
+				}
+				var uncounted atomic.Int64
+				if _, err := indexLayer(gctx, ref, l, dirs[i], &uncounted, maxFiles); err != nil {
+					return readError(ctx, ref, err)
+				}
+			}
 			lp, err := g.catalogDir(gctx, dirs[i], release, idxs[i].Release)
 			if err != nil {
 				return err
 			}
 			pkgs[i] = lp
+			cachePut(g.opts.Cache, key, lp)
 			_ = os.RemoveAll(dirs[i])
 			return nil
 		})
 	}
 	if err := grp.Wait(); err != nil {
+		if k := registry.KindOf(err); k != "" {
+			return Result{}, err
+		}
 		if ctx.Err() != nil {
 			return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: err}
 		}
@@ -598,4 +631,79 @@ func (g *Generator) waitReady(ctx context.Context, ref string) error {
 		return &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: ctx.Err()}
 	}
 	return g.valuesErr
+}
+
+func tooManyFiles(ref string, limit int64) error {
+	return &registry.Error{Kind: registry.KindTooLarge, Ref: ref,
+		Err: fmt.Errorf("more than %d files in its layers (raise --max-image-files to scan it)", limit)}
+}
+
+// Cache stores layer results; layercache.Cache is one.
+type Cache interface {
+	Get(key string) ([]byte, bool)
+	Put(key string, data []byte)
+}
+
+// cacheFormat changes whenever what is cached or how it is computed changes.
+const cacheFormat = "2"
+
+// resultVersion is everything besides the layer that decides a layer's result: this file's
+// format, the scanner's version, syft's version and the cataloger selection.
+var resultVersion = func() string {
+	syftVersion := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "github.com/anchore/syft" {
+				syftVersion = m.Version
+			}
+		}
+	}
+	return strings.Join([]string{cacheFormat, version.Version, syftVersion, strings.Join(Catalogers, ",")}, "|")
+}()
+
+func indexKey(layer string) string { return "index|" + layer + "|" + resultVersion }
+
+func packagesKey(layer, release string) string {
+	return "packages|" + layer + "|" + release + "|" + resultVersion
+}
+
+// releaseKey names the distro a layer was cataloged under.
+func releaseKey(release map[string][]byte) string {
+	keys := make([]string, 0, len(release))
+	for k := range release {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s\x00%d\x00", k, len(release[k]))
+		h.Write(release[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func cacheGet[T any](c Cache, key string) (T, bool) {
+	var v T
+	if c == nil {
+		return v, false
+	}
+	data, ok := c.Get(key)
+	if !ok {
+		return v, false
+	}
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+		return v, false
+	}
+	return v, true
+}
+
+func cachePut(c Cache, key string, v any) {
+	if c == nil {
+		return
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return
+	}
+	c.Put(key, buf.Bytes())
 }

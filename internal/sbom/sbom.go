@@ -64,6 +64,8 @@ type Options struct {
 	MaxFiles int64
 	// Workers bounds the layers fetched and cataloged at once by one scan (0: GOMAXPROCS).
 	Workers int
+	// Cache keeps layer results across scans (nil: none).
+	Cache Cache
 }
 
 // NewGenerator builds the shared syft state. Stale temporary directories a crash left in

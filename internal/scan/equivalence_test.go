@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"cmp"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/match"
@@ -160,4 +162,61 @@ func normalize(invs []match.Inventory) []match.Inventory {
 		out[i].Packages = ps
 	}
 	return out
+}
+
+// TestLayerCache: a new image on known layers fetches only its new layer; a fresh process with
+// the same cache directory fetches none; corrupt entries are rescanned, never trusted.
+func TestLayerCache(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := unique(t, must[v1.Image](t)(ti.KasperskyEndpoint()))
+	extra := must[v1.Layer](t)(ti.Layer(ti.File{Path: "/etc/app.conf", Content: []byte("x")}))
+	app := must[v1.Image](t)(mutate.AppendLayers(base, extra))
+	baseRef := push(t, "layercache/base", base)
+	appRef := push(t, "layercache/app", app)
+	layers := len(must[[]v1.Layer](t)(base.Layers()))
+	kaspersky := compile(t, policy.Default())
+
+	first := newEngine(t, scan.Options{LayerCacheDir: dir})
+	want := must[[]match.Inventory](t)(scanImage(t, first, baseRef, nil))
+	if n := reg.BlobGets("layercache/base"); n != layers+1 {
+		t.Fatalf("cold scan: %d blob GETs, want %d layers + the config", n, layers)
+	}
+	appInv := must[[]match.Inventory](t)(scanImage(t, first, appRef, nil))
+	if n := reg.BlobGets("layercache/app"); n != 2 {
+		t.Errorf("image on cached layers: %d blob GETs, want 2 (its config and its new layer)", n)
+	}
+	if diff := gocmp.Diff(kaspersky.Match(want), kaspersky.Match(appInv)); diff != "" {
+		t.Errorf("findings differ with one more harmless layer (-base +app):\n%s", diff)
+	}
+
+	// a fresh process answers from the directory
+	before := reg.BlobGets("layercache/base")
+	got := must[[]match.Inventory](t)(scanImage(t, newEngine(t, scan.Options{LayerCacheDir: dir}), baseRef, nil))
+	if n := reg.BlobGets("layercache/base") - before; n != 1 {
+		t.Errorf("fresh engine, warm directory: %d blob GETs, want 1 (the config)", n)
+	}
+	if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("inventory from the cache differs (-scanned +cached):\n%s", diff)
+	}
+
+	// every entry truncated: all layers are fetched and analysed again, with the same result
+	entries := must[[]string](t)(filepath.Glob(filepath.Join(dir, "*.entry")))
+	if len(entries) == 0 {
+		t.Fatal("no cache entries on disk")
+	}
+	for _, e := range entries {
+		fi := must[os.FileInfo](t)(os.Stat(e))
+		if err := os.Truncate(e, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before = reg.BlobGets("layercache/base")
+	got = must[[]match.Inventory](t)(scanImage(t, newEngine(t, scan.Options{LayerCacheDir: dir}), baseRef, nil))
+	if n := reg.BlobGets("layercache/base") - before; n != layers+1 {
+		t.Errorf("corrupt cache: %d blob GETs, want %d (every layer again)", n, layers+1)
+	}
+	if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("inventory after corrupt cache differs:\n%s", diff)
+	}
 }

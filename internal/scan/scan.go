@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/layercache"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/sbom"
@@ -37,6 +38,12 @@ type Options struct {
 	Store cache.Store
 	// MaxImageFiles bounds the files (tar entries) of one platform image (0: sbom.DefaultMaxFiles).
 	MaxImageFiles int64
+	// LayerCacheDir keeps layer results on disk across processes ("": memory only).
+	LayerCacheDir string
+	// LayerCacheBytes bounds LayerCacheDir (0: layercache.DefaultDiskBytes).
+	LayerCacheBytes int64
+	// NoLayerCache analyses every layer of every new image again.
+	NoLayerCache bool
 	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
 	// kept to compare the two.
 	WholeImage bool
@@ -72,7 +79,16 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry.UserAgent == "" {
 		opts.Registry.UserAgent = "embargo/" + version.Version
 	}
+	var lc sbom.Cache
+	if !opts.NoLayerCache {
+		c, err := layercache.New(opts.LayerCacheDir, 0, opts.LayerCacheBytes)
+		if err != nil {
+			return nil, fmt.Errorf("layer cache: %w", err)
+		}
+		lc = c
+	}
 	gen, err := sbom.NewGenerator(sbom.Options{
+		Cache:    lc,
 		TempDir:  opts.TempDir,
 		MaxFiles: opts.MaxImageFiles,
 		// a scan's share of the CPUs: MaxConcurrent scans may run at once
