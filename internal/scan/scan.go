@@ -21,6 +21,9 @@ import (
 	"github.com/embargo-dev/embargo/internal/version"
 )
 
+// DefaultMaxImageFiles is the default bound on one platform image's files.
+const DefaultMaxImageFiles = sbom.DefaultMaxFiles
+
 // Options configure an Engine.
 type Options struct {
 	Registry registry.Options
