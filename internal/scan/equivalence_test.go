@@ -3,11 +3,17 @@ package scan_test
 import (
 	"archive/tar"
 	"cmp"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -17,6 +23,7 @@ import (
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
 	ti "github.com/embargo-dev/embargo/internal/testimage"
 )
@@ -218,5 +225,60 @@ func TestLayerCache(t *testing.T) {
 	}
 	if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("inventory after corrupt cache differs:\n%s", diff)
+	}
+}
+
+// TestFileCountLimit: an image of a million empty files, far under the byte limit, is refused as
+// TooLarge with a message naming the limit, and the refusal stays within bounded memory. Not
+// parallel: the heap it samples is then its own.
+func TestFileCountLimit(t *testing.T) {
+	img := must[v1.Image](t)(ti.ManyFiles(1_000_000))
+	ref := push(t, "limits/million-files", img)
+
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	e := newEngine(t, scan.Options{NoLayerCache: true})
+	_, err := scanImage(t, e, ref, nil)
+	close(stop)
+	<-sampled
+	if !errors.Is(err, registry.ErrTooLarge) {
+		t.Fatalf("err = %v, want TooLarge", err)
+	}
+	if want := fmt.Sprintf("more than %d files", scan.DefaultMaxImageFiles); !strings.Contains(err.Error(), want) {
+		t.Errorf("message %q does not say %q", err, want)
+	}
+	t.Logf("peak heap in use while refusing a 1,000,000-file image: %d MiB", peak.Load()>>20)
+	if peak.Load() > 512<<20 {
+		t.Errorf("peak heap %d MiB, want under 512 MiB", peak.Load()>>20)
+	}
+
+	// under a raised limit the same kind of image is scanned, every file listed
+	small := must[v1.Image](t)(ti.ManyFiles(20_000))
+	invs, err := scanImage(t, newEngine(t, scan.Options{MaxImageFiles: 30_000}), push(t, "limits/twenty-thousand", small), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(invs[0].Files) != 20_000 {
+		t.Errorf("listed %d files, want 20000", len(invs[0].Files))
+	}
+	if _, err := scanImage(t, newEngine(t, scan.Options{MaxImageFiles: 10_000}), push(t, "limits/twenty-thousand", small), nil); !errors.Is(err, registry.ErrTooLarge) {
+		t.Errorf("20,000 files under a 10,000 limit: err = %v, want TooLarge", err)
 	}
 }
