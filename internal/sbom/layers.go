@@ -512,10 +512,7 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 		}
 		digests[i] = d.String()
 	}
-	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
-		return Result{}, err
-	}
-	work, err := os.MkdirTemp(g.tempDir, tempPrefix+"-")
+	work, err := g.workDir()
 	if err != nil {
 		return Result{}, err
 	}

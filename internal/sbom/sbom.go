@@ -148,10 +148,7 @@ type Result struct {
 func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformImage) (Result, error) {
 	tmp := file.NewTempDirGenerator(tempPrefix)
 	defer func() { _ = tmp.Cleanup() }()
-	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
-		return Result{}, err
-	}
-	layersDir, err := os.MkdirTemp(g.tempDir, tempPrefix+"-")
+	layersDir, err := g.workDir()
 	if err != nil {
 		return Result{}, err
 	}
@@ -202,6 +199,14 @@ func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformIm
 	}
 	sort.Slice(inv.Files, func(i, j int) bool { return inv.Files[i].Path < inv.Files[j].Path })
 	return Result{Inventory: inv, PackageCount: len(inv.Packages)}, nil
+}
+
+// workDir is a new directory for one scan's files, named so a later process can tell it stale.
+func (g *Generator) workDir() (string, error) {
+	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(g.tempDir, tempPrefix+"-")
 }
 
 // readError keeps the kind of a registry failure (size budget, timeout, auth) that stereoscope
