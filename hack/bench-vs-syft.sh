@@ -21,20 +21,7 @@ cd "$ROOT"
 log() { printf 'bench-vs-syft: %s\n' "$*" >&2; }
 
 SYFT_VERSION="$(go list -m -f '{{.Version}}' github.com/anchore/syft)"
-CACHE_ROOT="${EMBARGO_TOOLS_CACHE:-$(go env GOPATH | cut -d: -f1)/embargo-tools}"
-SYFT="$CACHE_ROOT/syft-$SYFT_VERSION"
-if [[ ! -x "$SYFT" ]]; then
-	log "building syft $SYFT_VERSION into $SYFT (cold: several minutes)"
-	mkdir -p "$CACHE_ROOT"
-	tmp="$(mktemp -d "$CACHE_ROOT/.syft.XXXXXX")"
-	trap 'rm -rf "$tmp"' EXIT
-	# Outside any module, so syft's own go.mod decides its dependencies.
-	(cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp" go install -trimpath \
-		-ldflags "-s -w -X main.version=$SYFT_VERSION" "github.com/anchore/syft/cmd/syft@$SYFT_VERSION")
-	mv "$tmp/syft" "$SYFT"
-	rm -rf "$tmp"
-	trap - EXIT
-fi
+SYFT="$(hack/syft-bin.sh)"
 
 log "building bin/embargo and the test registry"
 mkdir -p bin

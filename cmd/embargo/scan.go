@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -73,6 +74,9 @@ type scanFlags struct {
 	output     string
 	outputFile string
 	sbom       bool
+	cacheDir   string
+	noCache    bool
+	maxFiles   int64
 }
 
 func runScan(args []string, stdout, stderr io.Writer) int {
@@ -89,6 +93,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.output, "output", "table", "same as -o")
 	fs.StringVar(&f.outputFile, "output-file", "", "write the output to `FILE` instead of stdout")
 	fs.BoolVar(&f.sbom, "sbom", false, "the arguments are SBOM files (- reads stdin), not images")
+	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep analysed layers in `DIR` for later scans (size-bounded; \"\" keeps them in memory only)")
+	fs.BoolVar(&f.noCache, "no-cache", false, "analyse every layer again; use no layer cache")
+	fs.Int64Var(&f.maxFiles, "max-image-files", scan.DefaultMaxImageFiles, "refuse (as too large) an image whose layers hold more files than this")
 	pos, done, code := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -173,6 +180,11 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 			Platforms:   platforms,
 			TempDir:     tmp, // private: the engine clears stale scan directories in its TempDir
 			ScanTimeout: f.timeout,
+			// one image at a time: each scan may use every CPU
+			MaxConcurrent: 1,
+			LayerCacheDir: f.cacheDir,
+			NoLayerCache:  f.noCache,
+			MaxImageFiles: f.maxFiles,
 		})
 		stopProg()
 		if err != nil {
@@ -420,4 +432,13 @@ func (j judge) sbomFile(file string) report.Result {
 	res.PackageCount = len(inv.Packages)
 	res.Findings = j.findings(file, res.Digest, nil, []match.Inventory{inv})
 	return res
+}
+
+// defaultCacheDir is $XDG_CACHE_HOME/embargo (~/.cache/embargo), or "" when there is no home.
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "embargo")
 }

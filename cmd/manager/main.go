@@ -44,6 +44,8 @@ func main() {
 		budget, tagTTL, scanTimeout                                     time.Duration
 		maxImageBytes                                                   int64
 		tmpDir                                                          string
+		layerCacheDir                                                   string
+		layerCacheBytes, maxImageFiles                                  int64
 		exempt, platforms, insecure, mirrors, certHosts, webhookConfigs listFlag
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables).")
@@ -63,6 +65,9 @@ func main() {
 	flag.IntVar(&maxScans, "max-concurrent-scans", 2, "Scans running at once (one slot is always kept for admission).")
 	flag.IntVar(&cacheSize, "cache-size", 4096, "Scan records kept in memory.")
 	flag.Int64Var(&maxImageBytes, "max-image-bytes", registry.DefaultMaxImageBytes, "Largest uncompressed image (per platform) to scan.")
+	flag.Int64Var(&maxImageFiles, "max-image-files", scan.DefaultMaxImageFiles, "Most files (tar entries over all layers) of an image (per platform) to scan; more is refused as too large.")
+	flag.StringVar(&layerCacheDir, "layer-cache-dir", "", "Directory keeping analysed layers across scans and restarts, shared by admission and audit (\"\": memory only).")
+	flag.Int64Var(&layerCacheBytes, "layer-cache-bytes", 2<<30, "Size bound of --layer-cache-dir; least recently used layers are evicted.")
 	flag.StringVar(&tmpDir, "tmp-dir", os.TempDir(), "Where layers are unpacked during a scan (size it: an emptyDir).")
 	flag.Var(&platforms, "platforms", "Platforms scanned in multi-arch images (default linux/amd64,linux/arm64).")
 	flag.Var(&insecure, "insecure-registries", "Registries reached over plain HTTP or with unverified TLS.")
@@ -135,12 +140,15 @@ func main() {
 		Namespace:        namespace,
 		ExemptNamespaces: exempt,
 		Engine: scan.Options{
-			Registry:      registry.Options{Insecure: insecure, Mirrors: mirrorMap, MaxImageBytes: maxImageBytes},
-			Platforms:     platforms,
-			TempDir:       tmpDir,
-			MaxConcurrent: maxScans,
-			ScanTimeout:   scanTimeout,
-			CacheSize:     cacheSize,
+			Registry:        registry.Options{Insecure: insecure, Mirrors: mirrorMap, MaxImageBytes: maxImageBytes},
+			Platforms:       platforms,
+			TempDir:         tmpDir,
+			MaxConcurrent:   maxScans,
+			ScanTimeout:     scanTimeout,
+			CacheSize:       cacheSize,
+			MaxImageFiles:   maxImageFiles,
+			LayerCacheDir:   layerCacheDir,
+			LayerCacheBytes: layerCacheBytes,
 		},
 		Budget:       budget,
 		TagTTL:       tagTTL,

@@ -47,6 +47,7 @@ var Catalogers = []string{
 type Generator struct {
 	cfg     *syft.CreateSBOMConfig
 	tempDir string
+	opts    Options
 
 	// values holds the license scanner once built; ready is closed then. It is built in the
 	// background so that a first scan's pull overlaps it (it costs a second or more).
@@ -55,9 +56,25 @@ type Generator struct {
 	valuesErr error
 }
 
-// NewGenerator builds the shared syft state. Temporary layer files go under tempDir ("" for
-// the system default); stale directories a crash left there are removed.
-func NewGenerator(tempDir string) (*Generator, error) {
+// Options configure a Generator.
+type Options struct {
+	// TempDir holds a scan's temporary files ("": the system default).
+	TempDir string
+	// MaxFiles bounds the tar entries of one platform image (0: DefaultMaxFiles).
+	MaxFiles int64
+	// Workers bounds the layers fetched and cataloged at once by one scan (0: GOMAXPROCS).
+	Workers int
+	// Cache keeps layer results across scans (nil: none).
+	Cache Cache
+}
+
+// NewGenerator builds the shared syft state. Stale temporary directories a crash left in
+// opts.TempDir are removed.
+func NewGenerator(opts Options) (*Generator, error) {
+	if opts.MaxFiles <= 0 {
+		opts.MaxFiles = DefaultMaxFiles
+	}
+	tempDir := opts.TempDir
 	cfg := syft.DefaultCreateSBOMConfig().
 		WithCatalogerSelection(cataloging.NewSelectionRequest().WithDefaults(Catalogers...)).
 		WithoutFiles().
@@ -72,7 +89,7 @@ func NewGenerator(tempDir string) (*Generator, error) {
 	if tempDir != os.TempDir() {
 		removeStale(os.TempDir()) // stereoscope's own temp dirs
 	}
-	g := &Generator{cfg: cfg, tempDir: tempDir, ready: make(chan struct{})}
+	g := &Generator{cfg: cfg, tempDir: tempDir, opts: opts, ready: make(chan struct{})}
 	go func() {
 		defer close(g.ready)
 		g.values, g.valuesErr = syft.SetContextLicenseScanner(context.Background(), cfg.Licenses)
@@ -131,10 +148,7 @@ type Result struct {
 func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformImage) (Result, error) {
 	tmp := file.NewTempDirGenerator(tempPrefix)
 	defer func() { _ = tmp.Cleanup() }()
-	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
-		return Result{}, err
-	}
-	layersDir, err := os.MkdirTemp(g.tempDir, tempPrefix+"-")
+	layersDir, err := g.workDir()
 	if err != nil {
 		return Result{}, err
 	}
@@ -185,6 +199,14 @@ func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformIm
 	}
 	sort.Slice(inv.Files, func(i, j int) bool { return inv.Files[i].Path < inv.Files[j].Path })
 	return Result{Inventory: inv, PackageCount: len(inv.Packages)}, nil
+}
+
+// workDir is a new directory for one scan's files, named so a later process can tell it stale.
+func (g *Generator) workDir() (string, error) {
+	if err := os.MkdirAll(g.tempDir, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(g.tempDir, tempPrefix+"-")
 }
 
 // readError keeps the kind of a registry failure (size budget, timeout, auth) that stereoscope

@@ -7,17 +7,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/layercache"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/sbom"
 	"github.com/embargo-dev/embargo/internal/version"
 )
+
+// DefaultMaxImageFiles is the default bound on one platform image's files.
+const DefaultMaxImageFiles = sbom.DefaultMaxFiles
 
 // Options configure an Engine.
 type Options struct {
@@ -38,6 +43,17 @@ type Options struct {
 	// file). Records keep only the files these match, and a record that kept no files for a
 	// rule returned later is rescanned.
 	PathRules func(ctx context.Context) ([]string, error)
+	// MaxImageFiles bounds the files (tar entries) of one platform image (0: sbom.DefaultMaxFiles).
+	MaxImageFiles int64
+	// LayerCacheDir keeps layer results on disk across processes ("": memory only).
+	LayerCacheDir string
+	// LayerCacheBytes bounds LayerCacheDir (0: layercache.DefaultDiskBytes).
+	LayerCacheBytes int64
+	// NoLayerCache analyses every layer of every new image again.
+	NoLayerCache bool
+	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
+	// kept to compare the two.
+	WholeImage bool
 }
 
 // Priority orders scans: admission waits on Foreground scans; the audit uses Background.
@@ -70,7 +86,21 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry.UserAgent == "" {
 		opts.Registry.UserAgent = "embargo/" + version.Version
 	}
-	gen, err := sbom.NewGenerator(opts.TempDir)
+	var lc sbom.Cache
+	if !opts.NoLayerCache {
+		c, err := layercache.New(opts.LayerCacheDir, 0, opts.LayerCacheBytes)
+		if err != nil {
+			return nil, fmt.Errorf("layer cache: %w", err)
+		}
+		lc = c
+	}
+	gen, err := sbom.NewGenerator(sbom.Options{
+		Cache:    lc,
+		TempDir:  opts.TempDir,
+		MaxFiles: opts.MaxImageFiles,
+		// a scan's share of the CPUs: MaxConcurrent scans may run at once
+		Workers: max(1, runtime.GOMAXPROCS(0)/opts.MaxConcurrent),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +234,11 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		ScannerVersion: version.Version,
 	}
 	for _, pi := range images {
-		res, err := e.gen.Scan(ctx, t.Ref.String(), pi)
+		scanPlatform := e.gen.ScanLayers
+		if e.opts.WholeImage {
+			scanPlatform = e.gen.Scan
+		}
+		res, err := scanPlatform(ctx, t.Ref.String(), pi)
 		if err != nil {
 			return nil, err
 		}
