@@ -67,6 +67,35 @@ type VendorPolicySpec struct {
 	// kube-system are always exempt.
 	// +optional
 	Match MatchSpec `json:"match,omitempty"`
+
+	// SBOM says what the SBOMs an image carries count for.
+	// +optional
+	SBOM SBOMSpec `json:"sbom,omitempty"`
+}
+
+// AttachedSBOMMode is what SBOMs attached to an image count for.
+// +kubebuilder:validation:Enum=Ignore;Evidence
+type AttachedSBOMMode string
+
+const (
+	// AttachedSBOMEvidence matches the packages an attached SBOM declares as well as those the
+	// scan found: findings are the union, and a clean attached SBOM never clears a scanned one.
+	AttachedSBOMEvidence AttachedSBOMMode = "Evidence"
+	// AttachedSBOMIgnore judges the scan of the image's files only.
+	AttachedSBOMIgnore AttachedSBOMMode = "Ignore"
+)
+
+// SBOMSpec configures the SBOM evidence a policy uses.
+type SBOMSpec struct {
+	// Attached decides what the SBOMs an image carries count for: BuildKit in-toto SPDX
+	// attestations in its index, OCI referrers (SPDX, CycloneDX, sigstore bundles) and
+	// cosign's .sbom/.att tags. Evidence (the default) matches their packages as well as the
+	// scanned ones, and says in each finding which document declared it; Ignore disregards them.
+	// Signatures on attached documents are recorded, not required: a declared banned package is
+	// the builder's own admission.
+	// +kubebuilder:default=Evidence
+	// +optional
+	Attached AttachedSBOMMode `json:"attached,omitempty"`
 }
 
 // VendorSelector is a built-in catalog entry or a custom vendor.

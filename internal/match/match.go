@@ -25,7 +25,10 @@ const (
 
 // Inventory is what an image (one platform of it) or an SBOM file contains.
 type Inventory struct {
-	Platform string    `json:"platform,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Source is the attached document that declared this inventory; nil for what a scan of the
+	// image's files found. A Source with an Error is a document that could not be used.
+	Source   *Source   `json:"source,omitempty"`
 	Packages []Package `json:"packages,omitempty"`
 	// Files are the paths of the final filesystem (whiteouts applied), owned or not.
 	Files []File `json:"files,omitempty"`
@@ -64,14 +67,81 @@ type File struct {
 	Layer string `json:"l,omitempty"`
 }
 
+// Source kinds: where an image's attached SBOM was found.
+const (
+	SourceBuildKit     = "buildkit-attestation"
+	SourceReferrer     = "oci-referrer"
+	SourceCosignSBOM   = "cosign-sbom"
+	SourceCosignAttest = "cosign-attestation"
+)
+
+// Source is an SBOM document attached to an image: declared by its builder, not found by
+// scanning the image's files.
+type Source struct {
+	Kind string `json:"kind"`
+	// Digest is the document's blob digest.
+	Digest string `json:"digest"`
+	// Format is the decoded format (spdx-json, cyclonedx-json, syft-json).
+	Format string `json:"format,omitempty"`
+	// Creator is the tool or organization the document names as its author.
+	Creator string `json:"creator,omitempty"`
+	// Signed is true when the document came in a DSSE or sigstore envelope carrying a
+	// signature. The signature is not verified.
+	Signed bool `json:"signed,omitempty"`
+	// Error is why the document could not be used.
+	Error string `json:"error,omitempty"`
+}
+
+// String reads "attached SPDX SBOM sha256:0123456789ab (buildkit-attestation), created by
+// Tool: syft-1.0, unsigned".
+func (s *Source) String() string {
+	format := s.Format
+	switch format {
+	case "spdx-json":
+		format = "SPDX"
+	case "cyclonedx-json":
+		format = "CycloneDX"
+	case "syft-json":
+		format = "syft"
+	}
+	b := "attached"
+	if format != "" {
+		b += " " + format
+	}
+	b += " SBOM " + shortDigest(s.Digest) + " (" + s.Kind + ")"
+	if s.Creator != "" {
+		b += ", created by " + s.Creator
+	}
+	if s.Signed {
+		b += ", signed (not verified)"
+	} else {
+		b += ", unsigned"
+	}
+	return b
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
 // Evidence is one reason for a finding: the rule kind, the field and the value that matched.
 type Evidence struct {
 	Rule  string `json:"rule"`
 	Field string `json:"field"`
 	Value string `json:"value"`
+	// Declared names the attached SBOM the value came from; empty when a scan found it.
+	Declared string `json:"declared,omitempty"`
 }
 
-func (e Evidence) String() string { return fmt.Sprintf("%s = %q", e.Field, e.Value) }
+func (e Evidence) String() string {
+	if e.Declared != "" {
+		return fmt.Sprintf("%s = %q, declared by %s", e.Field, e.Value, e.Declared)
+	}
+	return fmt.Sprintf("%s = %q", e.Field, e.Value)
+}
 
 // PackageRef names the package a finding is about.
 type PackageRef struct {
@@ -100,6 +170,8 @@ type Finding struct {
 	Evidence []Evidence  `json:"evidence"`
 	Layer    string      `json:"layer,omitempty"`
 	Platform string      `json:"platform,omitempty"`
+	// Declared is the attached SBOM the finding came from; nil when the scan found it.
+	Declared *Source `json:"declared,omitempty"`
 }
 
 // Rule is the kind of rule that convicted.
@@ -296,18 +368,67 @@ func (p *PackageRef) purl() string {
 
 func (v *Vendor) match(inv Inventory) []Finding {
 	var out []Finding
+	if inv.Source != nil && inv.Source.Error != "" {
+		return nil
+	}
 	pathFindings := v.matchPaths(inv)
 	for i := range inv.Packages {
 		if f, ok := v.matchPackage(&inv.Packages[i], len(pathFindings) > 0); ok {
-			f.Platform = inv.Platform
 			out = append(out, f)
 		}
 	}
-	for _, f := range pathFindings {
-		f.Platform = inv.Platform
-		out = append(out, f)
+	out = append(out, pathFindings...)
+	for i := range out {
+		out[i].Platform = inv.Platform
+		if inv.Source != nil {
+			out[i].Declared = inv.Source
+			declared := inv.Source.String()
+			for j := range out[i].Evidence {
+				out[i].Evidence[j].Declared = declared
+			}
+		}
 	}
 	return out
+}
+
+// MatchAll matches every inventory of an image: the scanned ones and the attached SBOMs. A
+// declared finding that a scanned one (or an earlier declared one) already shows for the same
+// platform, vendor and package or path rule is dropped: the scan's evidence is the stronger.
+// A declared SBOM never removes a scanned finding.
+func MatchAll(invs []Inventory, vendors []*Vendor) []Finding {
+	var scanned, declared []Finding
+	for _, inv := range invs {
+		fs := Match(inv, vendors)
+		if inv.Source == nil {
+			scanned = append(scanned, fs...)
+		} else {
+			declared = append(declared, fs...)
+		}
+	}
+	out := scanned
+	for _, d := range declared {
+		if !slices.ContainsFunc(out, func(f Finding) bool { return sameSoftware(f, d) }) {
+			out = append(out, d)
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// sameSoftware reports whether a shows what d, a declared finding, shows. A document attached to
+// an index (no platform) is the same as a scanned finding on any platform.
+func sameSoftware(a, d Finding) bool {
+	if a.Vendor != d.Vendor || (d.Platform != "" && a.Platform != d.Platform) {
+		return false
+	}
+	switch {
+	case a.Package == nil && d.Package == nil:
+		return a.Evidence[0].Field == d.Evidence[0].Field
+	case a.Package == nil || d.Package == nil:
+		return false
+	}
+	return strings.EqualFold(a.Package.Name, d.Package.Name) && a.Package.Version == d.Package.Version &&
+		(a.Package.Type == "" || d.Package.Type == "" || a.Package.Type == d.Package.Type)
 }
 
 func (v *Vendor) matchPackage(p *Package, pathMatched bool) (Finding, bool) {

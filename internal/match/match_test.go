@@ -615,3 +615,83 @@ func TestStrings(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchAll(t *testing.T) {
+	k, err := Compile("AO Kaspersky Lab", "kaspersky", nil, v1alpha1.VendorRules{
+		Suppliers: []string{"(AO )?Kaspersky Lab"},
+		Paths:     []string{"/opt/kaspersky/**"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := Package{Name: "kaspersky-endpoint-sdk", Version: "3.1", Fields: []Field{{Name: "SPDX supplier", Value: "Organization: AO Kaspersky Lab"}}}
+	kesl := deb("kesl", maintainer("AO Kaspersky Lab"))
+	attestation := &Source{Kind: SourceBuildKit, Digest: "sha256:0123456789abcdef0123", Format: "spdx-json", Creator: "Tool: buildkit-v0.17.0"}
+	broken := &Source{Kind: SourceReferrer, Digest: "sha256:ffff", Error: "larger than 40 MiB"}
+	scannedAMD := Inventory{Platform: "linux/amd64", Packages: []Package{kesl}, Files: []File{{Path: "/opt/kaspersky/a"}}}
+	scannedARM := Inventory{Platform: "linux/arm64", Packages: []Package{deb("bash")}}
+
+	type row struct{ platform, pkg, rule, declared string }
+	cases := map[string]struct {
+		invs []Inventory
+		want []row
+	}{
+		"a declared SDK the scan did not see is a declared finding": {
+			invs: []Inventory{scannedARM, {Platform: "linux/arm64", Source: attestation, Packages: []Package{sdk}}},
+			want: []row{{"linux/arm64", "kaspersky-endpoint-sdk 3.1", RuleSupplier, attestation.String()}},
+		},
+		"what the scan found stays when the attached SBOM declares it too, or nothing": {
+			invs: []Inventory{
+				scannedAMD,
+				{Platform: "linux/amd64", Source: attestation, Packages: []Package{kesl}, Files: []File{{Path: "/opt/kaspersky/b"}}},
+				{Platform: "linux/amd64", Source: &Source{Kind: SourceCosignSBOM, Digest: "sha256:clean"}},
+			},
+			want: []row{{"linux/amd64", "", RulePath, ""}, {"linux/amd64", "kesl 1.0", RuleSupplier, ""}},
+		},
+		"a document attached to the index counts for every platform": {
+			invs: []Inventory{scannedAMD, {Source: attestation, Packages: []Package{kesl, sdk}}},
+			want: []row{
+				{"", "kaspersky-endpoint-sdk 3.1", RuleSupplier, attestation.String()},
+				{"linux/amd64", "", RulePath, ""},
+				{"linux/amd64", "kesl 1.0", RuleSupplier, ""},
+			},
+		},
+		"the same package declared twice is one finding": {
+			invs: []Inventory{
+				{Platform: "linux/arm64", Source: attestation, Packages: []Package{sdk}},
+				{Platform: "linux/arm64", Source: &Source{Kind: SourceReferrer, Digest: "sha256:other"}, Packages: []Package{sdk}},
+			},
+			want: []row{{"linux/arm64", "kaspersky-endpoint-sdk 3.1", RuleSupplier, attestation.String()}},
+		},
+		"a document that failed to decode matches nothing": {
+			invs: []Inventory{scannedARM, {Platform: "linux/arm64", Source: broken, Packages: []Package{sdk}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var got []row
+			for _, f := range MatchAll(tc.invs, []*Vendor{k}) {
+				r := row{platform: f.Platform, pkg: f.Package.String(), rule: f.Rule(), declared: f.Evidence[0].Declared}
+				if (f.Declared != nil) != (r.declared != "") {
+					t.Errorf("finding %+v: Declared %v but evidence says %q", f, f.Declared, r.declared)
+				}
+				got = append(got, r)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(row{})); diff != "" {
+				t.Errorf("MatchAll (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSourceString(t *testing.T) {
+	s := &Source{Kind: SourceCosignAttest, Digest: "sha256:0123456789abcdef0123", Format: "cyclonedx-json", Creator: "Tool: syft 1.57.0", Signed: true}
+	want := "attached CycloneDX SBOM sha256:0123456789ab (cosign-attestation), created by Tool: syft 1.57.0, signed (not verified)"
+	if got := s.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	e := Evidence{Rule: RuleSupplier, Field: "CycloneDX publisher", Value: "AO Kaspersky Lab", Declared: s.String()}
+	if got := e.String(); got != `CycloneDX publisher = "AO Kaspersky Lab", declared by `+want {
+		t.Errorf("Evidence.String() = %q", got)
+	}
+}

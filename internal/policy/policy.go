@@ -52,6 +52,13 @@ func Compile(p *v1alpha1.VendorPolicy, cat *catalog.Catalog) (*Compiled, error) 
 	if c.Spec.OnScanError == "" {
 		c.Spec.OnScanError = v1alpha1.ScanErrorAllow
 	}
+	switch c.Spec.SBOM.Attached {
+	case "":
+		c.Spec.SBOM.Attached = v1alpha1.AttachedSBOMEvidence
+	case v1alpha1.AttachedSBOMEvidence, v1alpha1.AttachedSBOMIgnore:
+	default:
+		return nil, fmt.Errorf("spec.sbom.attached: %q is not one of Evidence, Ignore", c.Spec.SBOM.Attached)
+	}
 	if len(p.Spec.Vendors) == 0 {
 		return nil, errors.New("spec.vendors is empty: list at least one vendor, e.g. {catalog: kaspersky}")
 	}
@@ -270,11 +277,11 @@ func isComment(doc []byte) bool {
 	return true
 }
 
-// Match runs the policy's vendors over inventories.
+// Match runs the policy's vendors over inventories: the scanned ones, and the attached SBOMs'
+// unless spec.sbom.attached is Ignore.
 func (c *Compiled) Match(invs []match.Inventory) []match.Finding {
-	var out []match.Finding
-	for _, inv := range invs {
-		out = append(out, match.Match(inv, c.Vendors)...)
+	if c.Spec.SBOM.Attached == v1alpha1.AttachedSBOMIgnore {
+		invs = slices.DeleteFunc(slices.Clone(invs), func(inv match.Inventory) bool { return inv.Source != nil })
 	}
-	return out
+	return match.MatchAll(invs, c.Vendors)
 }

@@ -12,6 +12,7 @@ import (
 // cdxDocument skips metadata.component on purpose: it is the scanned subject itself.
 type cdxDocument struct {
 	SpecVersion string         `json:"specVersion"`
+	Metadata    cdxMetadata    `json:"metadata"`
 	Components  []cdxComponent `json:"components"`
 }
 
@@ -44,15 +45,66 @@ type cdxProperty struct {
 	Value string `json:"value"`
 }
 
-func decodeCycloneDX(data []byte) (match.Inventory, error) {
+// cdxMetadata names the document's authors: tools are a list before CycloneDX 1.5 and an
+// object of components and services from 1.5 on.
+type cdxMetadata struct {
+	Tools        json.RawMessage `json:"tools"`
+	Authors      []cdxContact    `json:"authors"`
+	Manufacturer *cdxEntity      `json:"manufacturer"`
+	Supplier     *cdxEntity      `json:"supplier"`
+}
+
+type cdxTool struct {
+	Vendor  string `json:"vendor"`
+	Group   string `json:"group"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+func (m *cdxMetadata) creator() string {
+	var names []string
+	var tools []cdxTool
+	var tools15 struct {
+		Components []cdxTool `json:"components"`
+		Services   []cdxTool `json:"services"`
+	}
+	if json.Unmarshal(m.Tools, &tools) != nil && json.Unmarshal(m.Tools, &tools15) == nil {
+		tools = append(tools15.Components, tools15.Services...)
+	}
+	for _, t := range tools {
+		n := strings.TrimSpace(strings.Join(strings.Fields(t.Name+" "+t.Version), " "))
+		if n != "" {
+			names = append(names, "Tool: "+n)
+		}
+	}
+	for _, a := range m.Authors {
+		names = append(names, a.Name)
+	}
+	for _, e := range []*cdxEntity{m.Manufacturer, m.Supplier} {
+		if e != nil {
+			names = append(names, "Organization: "+e.Name)
+		}
+	}
+	return joinCreators(names)
+}
+
+func decodeCycloneDX(data []byte) (match.Inventory, string, error) {
+	inv, doc, err := decodeCycloneDXInventory(data)
+	if err != nil {
+		return match.Inventory{}, "", err
+	}
+	return inv, doc.Metadata.creator(), nil
+}
+
+func decodeCycloneDXInventory(data []byte) (match.Inventory, *cdxDocument, error) {
 	var doc cdxDocument
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return match.Inventory{}, describe(err)
+		return match.Inventory{}, nil, describe(err)
 	}
 	if v := doc.SpecVersion; v != "" {
 		major, minor, _ := strings.Cut(v, ".")
 		if n, err := strconv.Atoi(minor); major != "1" || err != nil || n < 2 {
-			return match.Inventory{}, fmt.Errorf("\"specVersion\" is %q; CycloneDX JSON 1.2 or later 1.x is supported", v)
+			return match.Inventory{}, nil, fmt.Errorf("\"specVersion\" is %q; CycloneDX JSON 1.2 or later 1.x is supported", v)
 		}
 	}
 	var inv match.Inventory
@@ -71,7 +123,7 @@ func decodeCycloneDX(data []byte) (match.Inventory, error) {
 		}
 	}
 	walk(doc.Components)
-	return inv, nil
+	return inv, &doc, nil
 }
 
 func cdxPackage(c *cdxComponent) (match.Package, bool) {

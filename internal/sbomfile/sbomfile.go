@@ -32,53 +32,108 @@ const MaxSize = 256 << 20
 
 const expected = `expected SPDX JSON ("spdxVersion"), CycloneDX JSON ("bomFormat": "CycloneDX") or syft JSON ("artifacts")`
 
-// Decode reads one SBOM document: SPDX 2.x JSON, CycloneDX JSON or syft JSON. Packages without
-// a name are dropped. Errors say which format was expected and what is wrong.
+// Decode reads one SBOM document: SPDX 2.x JSON, CycloneDX JSON or syft JSON, bare or in an
+// in-toto statement, a DSSE envelope or a sigstore bundle. Packages without a name are dropped.
+// Errors say which format was expected and what is wrong.
 func Decode(r io.Reader) (match.Inventory, Format, error) {
+	doc, err := DecodeDocument(r)
+	return doc.Inventory, doc.Format, err
+}
+
+// Document is a decoded SBOM and what its wrapping said about it.
+type Document struct {
+	Inventory match.Inventory
+	Format    Format
+	// Creator is who the document names as its author (SPDX creationInfo.creators, CycloneDX
+	// metadata tools and authors, syft's descriptor), at most MaxCreator bytes.
+	Creator string
+	// Envelopes are the wrappings the document came in, outermost first: EnvelopeSigstore,
+	// EnvelopeDSSE, EnvelopeInToto.
+	Envelopes []string
+	// PredicateType is the in-toto statement's predicate type, when there was one.
+	PredicateType string
+	// Signed is true when a DSSE envelope carried a signature. Nothing here verifies it.
+	Signed bool
+}
+
+// Envelopes an SBOM may come in.
+const (
+	EnvelopeSigstore = "sigstore-bundle"
+	EnvelopeDSSE     = "dsse"
+	EnvelopeInToto   = "in-toto"
+)
+
+// MaxCreator bounds Document.Creator.
+const MaxCreator = 256
+
+// DecodeDocument is Decode that also reports the document's creator and envelopes.
+func DecodeDocument(r io.Reader) (Document, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return match.Inventory{}, "", fmt.Errorf("reading SBOM: %w", err)
+		return Document{}, fmt.Errorf("reading SBOM: %w", err)
 	}
 	if len(data) > MaxSize {
-		return match.Inventory{}, "", fmt.Errorf("SBOM is larger than %d MiB, the most embargo reads", MaxSize>>20)
+		return Document{}, fmt.Errorf("SBOM is larger than %d MiB, the most embargo reads", MaxSize>>20)
 	}
-	data, err = sniff(data)
-	if err != nil {
-		return match.Inventory{}, "", err
+	var doc Document
+	err = decodeData(data, &doc, 0)
+	if len(doc.Creator) > MaxCreator {
+		doc.Creator = strings.ToValidUTF8(doc.Creator[:MaxCreator], "") + "…"
 	}
+	return doc, err
+}
 
+func decodeData(data []byte, doc *Document, depth int) error {
+	data, err := sniff(data)
+	if err != nil {
+		return err
+	}
 	var p probe
 	if err := json.Unmarshal(data, &p); err != nil {
-		return match.Inventory{}, "", notJSON(data, err)
+		return notJSON(data, err)
+	}
+	if p.BOMFormat == nil && p.SPDXVersion == nil && !bool(p.Artifacts) {
+		if env, inner, err := unwrap(data, &p, doc); env != "" || err != nil {
+			if err != nil {
+				return err
+			}
+			if depth >= 3 {
+				return fmt.Errorf("not an SBOM: more than 3 nested envelopes (%s)", strings.Join(doc.Envelopes, " in "))
+			}
+			return decodeData(inner, doc, depth+1)
+		}
 	}
 	switch {
 	case p.BOMFormat != nil:
 		if !strings.EqualFold(*p.BOMFormat, "CycloneDX") {
-			return match.Inventory{}, "", fmt.Errorf("not an SBOM: \"bomFormat\" is %q, expected \"CycloneDX\"", *p.BOMFormat)
+			return fmt.Errorf("not an SBOM: \"bomFormat\" is %q, expected \"CycloneDX\"", *p.BOMFormat)
 		}
-		inv, err := decodeCycloneDX(data)
+		inv, creator, err := decodeCycloneDX(data)
 		if err != nil {
-			return match.Inventory{}, "", fmt.Errorf("CycloneDX JSON: %w", err)
+			return fmt.Errorf("CycloneDX JSON: %w", err)
 		}
-		return inv, FormatCycloneDXJSON, nil
+		doc.Inventory, doc.Format, doc.Creator = inv, FormatCycloneDXJSON, creator
+		return nil
 	case p.SPDXVersion != nil:
-		inv, err := decodeSPDX(data, *p.SPDXVersion)
+		inv, creator, err := decodeSPDX(data, *p.SPDXVersion)
 		if err != nil {
-			return match.Inventory{}, "", fmt.Errorf("SPDX JSON: %w", err)
+			return fmt.Errorf("SPDX JSON: %w", err)
 		}
-		return inv, FormatSPDXJSON, nil
+		doc.Inventory, doc.Format, doc.Creator = inv, FormatSPDXJSON, creator
+		return nil
 	case bool(p.Artifacts) && bool(p.Schema || p.Descriptor || p.Source):
-		inv, err := decodeSyft(data)
+		inv, creator, err := decodeSyft(data)
 		if err != nil {
-			return match.Inventory{}, "", fmt.Errorf("syft JSON: %w", err)
+			return fmt.Errorf("syft JSON: %w", err)
 		}
-		return inv, FormatSyftJSON, nil
+		doc.Inventory, doc.Format, doc.Creator = inv, FormatSyftJSON, creator
+		return nil
 	case bool(p.Artifacts):
-		return match.Inventory{}, "", errors.New(`not an SBOM: the document has "artifacts" but none of syft's "schema", "descriptor" or "source"; ` + expected)
+		return errors.New(`not an SBOM: the document has "artifacts" but none of syft's "schema", "descriptor" or "source"; ` + expected)
 	case bool(p.Context && p.Graph):
-		return match.Inventory{}, "", errors.New("not a supported SBOM: SPDX 3 JSON-LD (\"@context\", \"@graph\") is not supported; export SPDX 2.3 JSON instead")
+		return errors.New("not a supported SBOM: SPDX 3 JSON-LD (\"@context\", \"@graph\") is not supported; export SPDX 2.3 JSON instead")
 	}
-	return match.Inventory{}, "", errors.New("not an SBOM: " + expected)
+	return errors.New("not an SBOM: " + expected)
 }
 
 // probe finds the keys that tell the formats apart without keeping their values.
@@ -91,6 +146,18 @@ type probe struct {
 	Source      present `json:"source"`
 	Context     present `json:"@context"`
 	Graph       present `json:"@graph"`
+
+	// envelopes
+	Type          *string         `json:"_type"`
+	PredicateType *string         `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+	PayloadType   *string         `json:"payloadType"`
+	Payload       *string         `json:"payload"`
+	Signatures    []struct {
+		Sig string `json:"sig"`
+	} `json:"signatures"`
+	MediaType    *string         `json:"mediaType"`
+	DSSEEnvelope json.RawMessage `json:"dsseEnvelope"`
 }
 
 // present records that a key exists, whatever its value.

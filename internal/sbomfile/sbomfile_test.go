@@ -506,6 +506,9 @@ func FuzzDecode(f *testing.F) {
 		`{"spdxVersion": "SPDX-2.3", "packages": [{"name": " ", "supplier": "NOASSERTION"}], "files": [{"fileName": "./x"}]}`,
 		`{"schema": {}, "artifacts": [{"name": "a", "cpes": ["cpe:2.3:a:v\\:w:p"], "metadataType": "java-archive", "metadata": {"manifest": {"main": {"Implementation-Vendor": "V"}}}}]}`,
 		`{"foo": 1}`,
+		`{"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://spdx.dev/Document", "predicate": {"spdxVersion": "SPDX-2.3", "packages": [{"name": "a"}]}}`,
+		`{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": [{"sig": "x"}]}`,
+		`{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": {"payloadType": "application/vnd.in-toto+json", "payload": "e30="}}`,
 		`[]`,
 		"",
 	} {

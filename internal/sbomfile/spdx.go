@@ -9,6 +9,9 @@ import (
 )
 
 type spdxDocument struct {
+	CreationInfo struct {
+		Creators []string `json:"creators"`
+	} `json:"creationInfo"`
 	Packages []spdxPackage `json:"packages"`
 	Files    []spdxFile    `json:"files"`
 }
@@ -35,13 +38,13 @@ type spdxFile struct {
 // directory), not something installed in it.
 const syftRootPrefix = "SPDXRef-DocumentRoot-"
 
-func decodeSPDX(data []byte, version string) (match.Inventory, error) {
+func decodeSPDX(data []byte, version string) (match.Inventory, string, error) {
 	if !strings.HasPrefix(version, "SPDX-2.") {
-		return match.Inventory{}, fmt.Errorf("\"spdxVersion\" is %q; only SPDX-2.x JSON is supported", version)
+		return match.Inventory{}, "", fmt.Errorf("\"spdxVersion\" is %q; only SPDX-2.x JSON is supported", version)
 	}
 	var doc spdxDocument
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return match.Inventory{}, describe(err)
+		return match.Inventory{}, "", describe(err)
 	}
 	var inv match.Inventory
 	for _, sp := range doc.Packages {
@@ -78,5 +81,5 @@ func decodeSPDX(data []byte, version string) (match.Inventory, error) {
 			inv.Files = append(inv.Files, match.File{Path: p})
 		}
 	}
-	return inv, nil
+	return inv, joinCreators(doc.CreationInfo.Creators), nil
 }

@@ -12,6 +12,10 @@ import (
 )
 
 type syftDocument struct {
+	Descriptor struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"descriptor"`
 	Artifacts []syftArtifact `json:"artifacts"`
 	Files     []syftFile     `json:"files"`
 	Source    syftSource     `json:"source"`
@@ -70,10 +74,10 @@ type syftImageMetadata struct {
 	Manifest string `json:"manifest"`
 }
 
-func decodeSyft(data []byte) (match.Inventory, error) {
+func decodeSyft(data []byte) (match.Inventory, string, error) {
 	var doc syftDocument
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return match.Inventory{}, describe(err)
+		return match.Inventory{}, "", describe(err)
 	}
 	platform, layers := syftImage(doc.Source)
 	layer := func(id string) string {
@@ -97,7 +101,7 @@ func decodeSyft(data []byte) (match.Inventory, error) {
 			b.p.Layer = layer(a.Locations[0].LayerID)
 		}
 		if err := syftFields(b, a.MetadataType, a.Metadata); err != nil {
-			return match.Inventory{}, fmt.Errorf("artifacts[%d] (%q): metadata of type %q: %w", i, a.Name, a.MetadataType, describe(err))
+			return match.Inventory{}, "", fmt.Errorf("artifacts[%d] (%q): metadata of type %q: %w", i, a.Name, a.MetadataType, describe(err))
 		}
 		if p, ok := b.done(); ok {
 			inv.Packages = append(inv.Packages, p)
@@ -108,7 +112,11 @@ func decodeSyft(data []byte) (match.Inventory, error) {
 			inv.Files = append(inv.Files, match.File{Path: p, Layer: layer(f.Location.LayerID)})
 		}
 	}
-	return inv, nil
+	creator := ""
+	if n := strings.TrimSpace(doc.Descriptor.Name + " " + doc.Descriptor.Version); n != "" {
+		creator = "Tool: " + n
+	}
+	return inv, creator, nil
 }
 
 // syftImage reads the platform of an image source and maps its layers' ids (syft records diff
