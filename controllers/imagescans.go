@@ -87,35 +87,24 @@ func (r *ImageScans) SetupWithManager(mgr ctrl.Manager) error {
 		// this controller's own status writes change no generation
 		For(&v1alpha1.ImageScan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.ImageScan{}, r.countPhases()).
-		Watches(&v1alpha1.VendorPolicy{}, r.enqueueAll(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.VendorPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allImageScans), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(r)
 }
 
-// enqueueAll maps a policy change to every ImageScan: findings depend on every policy.
-func (r *ImageScans) enqueueAll() handler.EventHandler {
-	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		var list v1alpha1.ImageScanList
-		if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing ImageScans to recompute findings")
-			return
-		}
-		for i := range list.Items {
-			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
-		}
+// allImageScans maps a policy change to every ImageScan: findings depend on every policy.
+func (r *ImageScans) allImageScans(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.ImageScanList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing ImageScans to recompute findings")
+		return nil
 	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
-		},
-		UpdateFunc: func(ctx context.Context, _ event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
-		},
-		DeleteFunc: func(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
-		},
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
 	}
+	return out
 }
 
 // countPhases keeps the images-by-phase gauge from the informer's events, one object at a time,

@@ -99,6 +99,8 @@ type ImageScanStatus struct {
 	PackageCount int `json:"packageCount,omitempty"`
 	// FindingCount is the number of findings against the catalog and the policies present now
 	// (recomputed when either changes); Findings lists up to 20 of them.
+	// Defaulted so a status patch that leaves it at zero still shows 0 in kubectl.
+	// +kubebuilder:default=0
 	// +optional
 	FindingCount int `json:"findingCount"`
 	// +listType=atomic

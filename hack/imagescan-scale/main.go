@@ -323,15 +323,7 @@ func record(rnd *rand.Rand, debs []deb, i, pkgs int) *cache.Record {
 
 // catalogPaths are the path rules records keep files for (the catalog's; the run adds no
 // policy), so every record answers them and its ImageScan is Ready.
-var catalogPaths = func() []string {
-	var out []string
-	for _, e := range catalog.Default().Entries {
-		if v, err := e.Compile(); err == nil {
-			out = append(out, v.Paths()...)
-		}
-	}
-	return out
-}()
+var catalogPaths = catalog.Default().Paths()
 
 // guessCPEs spells CPEs as syft guesses them for a deb: vendors are the name and its
 // dash-prefixes, with dashes or underscores; products the name with dashes or underscores.

@@ -142,3 +142,15 @@ func (c *Catalog) IDs() []string {
 func (e *Entry) Compile() (*match.Vendor, error) {
 	return match.Compile(e.Vendor, e.ID, e.Basis, e.Rules)
 }
+
+// Paths are the path rules of every entry: the files a stored inventory keeps when no policy
+// adds its own.
+func (c *Catalog) Paths() []string {
+	var out []string
+	for _, e := range c.Entries {
+		if v, err := e.Compile(); err == nil {
+			out = append(out, v.Paths()...)
+		}
+	}
+	return out
+}

@@ -80,14 +80,7 @@ func hostDebianImage(t *testing.T) (files []ti.File, installed int) {
 func TestHostDebianRecordSize(t *testing.T) {
 	t.Parallel()
 	files, installed := hostDebianImage(t)
-	var paths []string
-	for _, e := range catalog.Default().Entries {
-		v, err := e.Compile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, v.Paths()...)
-	}
+	paths := catalog.Default().Paths()
 	image, err := ti.FromFiles(files)
 	if err != nil {
 		t.Fatal(err)

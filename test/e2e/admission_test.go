@@ -197,7 +197,7 @@ func TestAuditStatus(t *testing.T) {
 	t.Run("kubectl get imagescans", func(t *testing.T) {
 		out := mustKubectl(t, "", "get", "imagescans")
 		t.Logf("\n%s", out)
-		rows := table(t, out, "NAME", "DIGEST", "IMAGE", "PHASE", "FINDINGS", "AGE")
+		rows := table(t, out, "NAME", "DIGEST", "IMAGE", "PHASE", "READY", "FINDINGS", "AGE")
 		byDigest := map[string]map[string]string{}
 		for _, row := range rows {
 			byDigest[row["DIGEST"]] = row
@@ -216,7 +216,7 @@ func TestAuditStatus(t *testing.T) {
 				continue
 			}
 			n, err := strconv.Atoi(row["FINDINGS"])
-			if err != nil || !c.findings(n) || row["PHASE"] != "Scanned" || !strings.Contains(row["IMAGE"], c.repo+"@"+c.digest) {
+			if err != nil || !c.findings(n) || row["PHASE"] != "Scanned" || row["READY"] != "True" || !strings.Contains(row["IMAGE"], c.repo+"@"+c.digest) {
 				t.Errorf("ImageScan %s: %v", short, row)
 			}
 		}

@@ -769,3 +769,77 @@ func vmHWM() uint64 {
 	}
 	return 0
 }
+
+// TestImageScanRescanOnPathRule: ImageScans keep only the files some path rule matches. A policy
+// that adds a path rule the stored record kept no files for makes the audit rescan the digest
+// (one more pull), and the ImageScan then shows the new finding, Ready.
+func TestImageScanRescanOnPathRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	img, err := ti.FromFiles([]ti.File{ti.OSRelease("debian", "12"), {Path: "/opt/acme/bin/agent", Content: []byte("acme")}, {Path: "/usr/bin/tool", Content: []byte("tool")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push("rescan/acme:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := ref[strings.Index(ref, "@")+1:]
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	create(t, podOf(ns, "agent", reg.Ref("rescan/acme:1"), nil, "", ""))
+
+	imageScan := func(check func(is *v1alpha1.ImageScan) error) *v1alpha1.ImageScan {
+		t.Helper()
+		var is v1alpha1.ImageScan
+		eventually(t, 60*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
+				return err
+			}
+			if is.Status.ObservedGeneration != is.Generation {
+				return fmt.Errorf("observedGeneration %d, generation %d", is.Status.ObservedGeneration, is.Generation)
+			}
+			return check(&is)
+		})
+		return &is
+	}
+	ready := func(is *v1alpha1.ImageScan) error {
+		if c := meta.FindStatusCondition(is.Status.Conditions, v1alpha1.ImageScanReadyCondition); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	}
+	before := imageScan(ready)
+	rec, err := cache.FromImageScan(before)
+	if err != nil || rec == nil {
+		t.Fatalf("record: %v, %v", rec, err)
+	}
+	if !rec.Lean || len(rec.Inventories) != 1 || len(rec.Inventories[0].Files) != 0 || before.Status.FindingCount != 0 {
+		t.Fatalf("before the path rule: lean %v, files %v, %d findings; want a lean record with no files and no findings", rec.Lean, rec.Inventories, before.Status.FindingCount)
+	}
+	pulls := reg.ManifestGets("rescan/acme")
+
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Vendors = append(p.Spec.Vendors, v1alpha1.VendorSelector{Name: "Acme", Rules: &v1alpha1.VendorRules{Paths: []string{"/opt/acme/**"}}})
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	after := imageScan(func(is *v1alpha1.ImageScan) error {
+		if err := ready(is); err != nil {
+			return err
+		}
+		if is.Status.FindingCount != 1 || is.Status.Findings[0].Vendor != "Acme" || is.Status.Findings[0].Rule != "path" {
+			return fmt.Errorf("findings %d: %+v", is.Status.FindingCount, is.Status.Findings)
+		}
+		return nil
+	})
+	if got := reg.ManifestGets("rescan/acme") - pulls; got != 1 {
+		t.Errorf("%d pulls after the path rule was added, want one rescan", got)
+	}
+	if rec, err := cache.FromImageScan(after); err != nil || len(rec.Inventories[0].Files) != 1 || rec.Inventories[0].Files[0].Path != "/opt/acme/bin/agent" {
+		t.Errorf("rescanned record keeps %v (%v), want /opt/acme/bin/agent only", rec, err)
+	}
+}
