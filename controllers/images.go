@@ -121,11 +121,7 @@ func (ix *TagIndex) digest(namespace string, c container) string {
 }
 
 func podKeychain(keychains registry.KeychainFunc, pod *corev1.Pod) authn.Keychain {
-	secrets := make([]string, 0, len(pod.Spec.ImagePullSecrets))
-	for _, s := range pod.Spec.ImagePullSecrets {
-		secrets = append(secrets, s.Name)
-	}
-	return registry.PodKeychain(keychains, pod.Namespace, pod.Spec.ServiceAccountName, secrets)
+	return registry.PodKeychain(keychains, pod.Namespace, &pod.Spec)
 }
 
 // Retry delays after failed scans. Permanent failures (not found, unauthorized, too large) start

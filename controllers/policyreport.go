@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/kinds"
 	"github.com/embargo-dev/embargo/internal/registry"
 )
 
@@ -462,7 +463,9 @@ func policyReportResults(policyName string, action v1alpha1.Action, ev *evaluati
 		ref := ev.Refs[workloadKey(v.Namespace, v.WorkloadKind, v.WorkloadName)]
 		apiVersion := ref.APIVersion
 		if apiVersion == "" {
-			apiVersion = defaultAPIVersions[v.WorkloadKind]
+			if k, ok := kinds.Lookup(v.WorkloadKind); ok {
+				apiVersion = k.APIVersion
+			}
 		}
 		pkg := v.Package
 		if pkg == "" {
@@ -499,11 +502,6 @@ func severityOf(action v1alpha1.Action) string {
 		return "medium"
 	}
 	return "high"
-}
-
-var defaultAPIVersions = map[string]string{
-	"Pod": "v1", "ReplicationController": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-	"StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1",
 }
 
 // resultKey identifies a result across audits (for its timestamp).

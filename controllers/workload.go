@@ -8,18 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// workloadKinds are the owners followed from a pod up to its top workload.
-var workloadKinds = map[schema.GroupKind]bool{
-	{Group: "apps", Kind: "ReplicaSet"}:        true,
-	{Group: "apps", Kind: "Deployment"}:        true,
-	{Group: "apps", Kind: "StatefulSet"}:       true,
-	{Group: "apps", Kind: "DaemonSet"}:         true,
-	{Group: "batch", Kind: "Job"}:              true,
-	{Group: "batch", Kind: "CronJob"}:          true,
-	{Group: "", Kind: "ReplicationController"}: true,
-}
+	"github.com/embargo-dev/embargo/internal/kinds"
+)
 
 // maxOwnerDepth bounds the walk (Pod→ReplicaSet→Deployment is two).
 const maxOwnerDepth = 4
@@ -66,7 +57,7 @@ func (w *OwnerWalker) Top(ctx context.Context, pod *corev1.Pod) WorkloadRef {
 			break
 		}
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil || !workloadKinds[gv.WithKind(ref.Kind).GroupKind()] {
+		if err != nil || !kinds.IsOwner(gv.Group, ref.Kind) {
 			break
 		}
 		gvk := gv.WithKind(ref.Kind)

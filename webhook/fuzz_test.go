@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/embargo-dev/embargo/internal/decision"
+	"github.com/embargo-dev/embargo/internal/kinds"
 )
 
 // FuzzDecodeWorkload: any bytes of any admitted kind decode or fail with an error naming the
@@ -28,7 +29,7 @@ func FuzzDecodeWorkload(f *testing.F) {
 			}
 			return
 		}
-		if _, ok := podSpecPaths[kind]; !ok {
+		if _, ok := kinds.Lookup(kind); !ok {
 			t.Fatalf("kind %q decoded though no pod spec path is known", kind)
 		}
 		n := len(w.Spec.Containers) + len(w.Spec.InitContainers) + len(w.Spec.EphemeralContainers)

@@ -190,11 +190,7 @@ func (h *Handler) selectPolicies(ctx context.Context, namespace string, objLabel
 func (h *Handler) inspect(ctx context.Context, namespace string, spec *corev1.PodSpec, imgs []string) map[string]imageResult {
 	ctx, cancel := context.WithTimeout(ctx, h.Budget)
 	defer cancel()
-	var secrets []string
-	for _, s := range spec.ImagePullSecrets {
-		secrets = append(secrets, s.Name)
-	}
-	kc := registry.PodKeychain(h.Keychains, namespace, spec.ServiceAccountName, secrets)
+	kc := registry.PodKeychain(h.Keychains, namespace, spec)
 	out := make(map[string]imageResult, len(imgs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup

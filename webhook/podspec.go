@@ -11,19 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/embargo-dev/embargo/internal/decision"
+	"github.com/embargo-dev/embargo/internal/kinds"
 )
-
-// podSpecPaths says where each admitted kind keeps its PodSpec. One handler serves them all.
-var podSpecPaths = map[string][]string{
-	"Pod":                   {"spec"},
-	"Deployment":            {"spec", "template", "spec"},
-	"StatefulSet":           {"spec", "template", "spec"},
-	"DaemonSet":             {"spec", "template", "spec"},
-	"ReplicaSet":            {"spec", "template", "spec"},
-	"ReplicationController": {"spec", "template", "spec"},
-	"Job":                   {"spec", "template", "spec"},
-	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
-}
 
 // workload is the part of an admitted object the decision needs.
 type workload struct {
@@ -35,7 +24,8 @@ type workload struct {
 // decodeWorkload reads the object of kind from raw JSON. It walks to the pod spec through raw
 // messages and decodes only the metadata and the spec: the admission hot path.
 func decodeWorkload(kind string, raw []byte) (*workload, error) {
-	path, ok := podSpecPaths[kind]
+	k, ok := kinds.Lookup(kind)
+	path := k.PodSpecPath
 	if !ok {
 		return nil, fmt.Errorf("kind %s carries no pod template Embargo knows", kind)
 	}
