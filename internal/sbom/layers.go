@@ -554,9 +554,6 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	release := fs.release(idxs)
 	relKey := releaseKey(release)
 
-	if err := g.waitReady(ctx, ref); err != nil {
-		return Result{}, err
-	}
 	grp, gctx = errgroup.WithContext(ctx)
 	grp.SetLimit(g.workers())
 	for i, l := range layers {
@@ -576,6 +573,10 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 				if _, err := indexLayer(gctx, ref, l, dirs[i], &uncounted, maxFiles); err != nil {
 					return readError(ctx, ref, err)
 				}
+			}
+			// only a layer to catalog waits for syft's license scanner
+			if err := g.waitReady(gctx, ref); err != nil {
+				return err
 			}
 			lp, err := g.catalogDir(gctx, dirs[i], release, idxs[i].Release)
 			if err != nil {
