@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/match"
@@ -72,6 +73,7 @@ type scanFlags struct {
 	output     string
 	outputFile string
 	sbom       bool
+	attached   bool
 }
 
 func runScan(args []string, stdout, stderr io.Writer) int {
@@ -88,6 +90,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.output, "output", "table", "same as -o")
 	fs.StringVar(&f.outputFile, "output-file", "", "write the output to `FILE` instead of stdout")
 	fs.BoolVar(&f.sbom, "sbom", false, "the arguments are SBOM files (- reads stdin), not images")
+	fs.BoolVar(&f.attached, "attached-sboms", true, "also match the SBOMs images carry (BuildKit attestations); findings from them say \"declared by\"")
 	pos, done, code := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -148,7 +151,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 
 	j := judge{policies: applied, namespace: f.namespace, now: now}
 	prog := newProgress(stderr)
-	var failures []string
+	var failures, warnings []string
 	if f.sbom {
 		for _, file := range targets {
 			res := j.sbomFile(file)
@@ -169,10 +172,11 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		}
 		stopProg := prog.start("starting the scanner")
 		eng, err := scan.New(scan.Options{
-			Registry:    registry.Options{Insecure: ins},
-			Platforms:   platforms,
-			TempDir:     tmp, // private: the engine clears stale scan directories in its TempDir
-			ScanTimeout: f.timeout,
+			Registry:       registry.Options{Insecure: ins},
+			Platforms:      platforms,
+			TempDir:        tmp, // private: the engine clears stale scan directories in its TempDir
+			ScanTimeout:    f.timeout,
+			IgnoreAttached: !f.attached,
 		})
 		stopProg()
 		if err != nil {
@@ -186,6 +190,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 			stopProg := prog.start("scanning " + label)
 			res := j.image(ctx, eng, image, f.timeout)
 			stopProg()
+			for _, w := range res.Warnings {
+				warnings = append(warnings, image+": "+w)
+			}
 			if res.Error != "" {
 				failures = append(failures, res.Error)
 			}
@@ -206,6 +213,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("writing the output: %w", err))
 	}
 
+	for _, msg := range warnings {
+		fmt.Fprintln(stderr, "embargo: warning: "+oneLine(msg))
+	}
 	for _, msg := range failures {
 		fmt.Fprintln(stderr, "embargo: "+msg)
 	}
@@ -330,7 +340,7 @@ func (j judge) findings(invs []match.Inventory, images []string) []report.Findin
 				rf.Package = &report.Package{Name: f.Package.Name, Version: f.Package.Version, Type: f.Package.Type, PURL: f.Package.PURL}
 			}
 			for _, e := range f.Evidence {
-				rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value})
+				rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value, Declared: e.Declared})
 			}
 			for _, vend := range c.Vendors {
 				if vend.Name == f.Vendor && vend.Catalog == f.Catalog {
@@ -357,6 +367,7 @@ func (j judge) image(ctx context.Context, eng *scan.Engine, image string, timeou
 			res.Platforms = rec.Platforms
 			res.PackageCount = rec.PackageCount
 			res.Findings = j.findings(rec.Inventories, []string{image, target.Ref.String()})
+			res.Warnings = attached.Errors(rec.Inventories)
 			return res
 		}
 	}

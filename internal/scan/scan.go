@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
@@ -34,6 +35,9 @@ type Options struct {
 	CacheSize int
 	// Store persists records (nil: memory only).
 	Store cache.Store
+	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations); by default they are
+	// read and recorded as declared inventories beside the scanned ones.
+	IgnoreAttached bool
 }
 
 // Priority orders scans: admission waits on Foreground scans; the audit uses Background.
@@ -184,6 +188,9 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		rec.Platforms = append(rec.Platforms, pi.Platform)
 		rec.Inventories = append(rec.Inventories, res.Inventory)
 		rec.PackageCount += res.PackageCount
+		if !e.opts.IgnoreAttached {
+			rec.Inventories = append(rec.Inventories, attached.Platform(ctx, pi)...)
+		}
 	}
 	slices.Sort(rec.Platforms)
 	return rec, nil
