@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/decision"
@@ -77,6 +78,7 @@ type scanFlags struct {
 	cacheDir   string
 	noCache    bool
 	maxFiles   int64
+	attached   bool
 }
 
 func runScan(args []string, stdout, stderr io.Writer) int {
@@ -96,6 +98,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep analysed layers in `DIR` for later scans (size-bounded; \"\" keeps them in memory only)")
 	fs.BoolVar(&f.noCache, "no-cache", false, "analyse every layer again; use no layer cache")
 	fs.Int64Var(&f.maxFiles, "max-image-files", scan.DefaultMaxImageFiles, "refuse (as too large) an image whose layers hold more files than this")
+	fs.BoolVar(&f.attached, "attached-sboms", true, "also match the SBOMs images carry (BuildKit attestations); findings from them say \"declared by\"")
 	pos, done, code := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -155,7 +158,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 
 	j := judge{policies: applied, namespace: f.namespace, now: now}
 	prog := newProgress(stderr)
-	var failures []string
+	var failures, warnings []string
 	if f.sbom {
 		for _, file := range targets {
 			res := j.sbomFile(file)
@@ -181,10 +184,11 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 			TempDir:     tmp, // private: the engine clears stale scan directories in its TempDir
 			ScanTimeout: f.timeout,
 			// one image at a time: each scan may use every CPU
-			MaxConcurrent: 1,
-			LayerCacheDir: f.cacheDir,
-			NoLayerCache:  f.noCache,
-			MaxImageFiles: f.maxFiles,
+			MaxConcurrent:  1,
+			LayerCacheDir:  f.cacheDir,
+			NoLayerCache:   f.noCache,
+			MaxImageFiles:  f.maxFiles,
+			IgnoreAttached: !f.attached,
 		})
 		stopProg()
 		if err != nil {
@@ -198,6 +202,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 			stopProg := prog.start("scanning " + label)
 			res := j.image(ctx, eng, image, f.timeout)
 			stopProg()
+			for _, w := range res.Warnings {
+				warnings = append(warnings, image+": "+w)
+			}
 			if res.Error != "" {
 				failures = append(failures, res.Error)
 			}
@@ -218,6 +225,9 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("writing the output: %w", err))
 	}
 
+	for _, msg := range warnings {
+		fmt.Fprintln(stderr, "embargo: warning: "+oneLine(msg))
+	}
 	for _, msg := range failures {
 		fmt.Fprintln(stderr, "embargo: "+msg)
 	}
@@ -358,7 +368,7 @@ func reportFinding(p decision.PolicyDecision, f decision.Finding) report.Finding
 		rf.Package = &report.Package{Name: f.Package.Name, Version: f.Package.Version, Type: f.Package.Type, PURL: f.Package.PURL}
 	}
 	for _, e := range f.Evidence {
-		rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value})
+		rf.Evidence = append(rf.Evidence, report.Evidence{Rule: e.Rule, Field: e.Field, Value: e.Value, Declared: e.Declared})
 	}
 	return rf
 }
@@ -376,6 +386,7 @@ func (j judge) image(ctx context.Context, eng *scan.Engine, image string, timeou
 			res.Platforms = rec.Platforms
 			res.PackageCount = rec.PackageCount
 			res.Findings = j.findings(image, res.Digest, []string{target.Ref.String()}, rec.Inventories)
+			res.Warnings = attached.Errors(rec.Inventories)
 			return res
 		}
 	}

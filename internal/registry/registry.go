@@ -191,6 +191,9 @@ type PlatformImage struct {
 	Manifest []byte
 	// Image is size-limited: reading past Options.MaxImageBytes fails with ErrTooLarge.
 	Image v1.Image
+	// Attestations are the BuildKit attestation manifests the index names for this platform
+	// (annotation vnd.docker.reference.digest); fetched only when read.
+	Attestations []v1.Image
 }
 
 // Fetch pulls the manifests of the artifact at t and returns one image per selected platform
@@ -229,6 +232,13 @@ func (c *Client) Fetch(ctx context.Context, t Target, kc authn.Keychain, platfor
 		}
 		var out []PlatformImage
 		var seen []string
+		attestations := map[string][]v1.Hash{}
+		for _, m := range im.Manifests {
+			if m.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+				subject := m.Annotations["vnd.docker.reference.digest"]
+				attestations[subject] = append(attestations[subject], m.Digest)
+			}
+		}
 		for _, m := range im.Manifests {
 			if !m.MediaType.IsImage() || m.Platform == nil || m.Platform.OS == "unknown" {
 				continue // attestations and nested indexes carry no filesystem to scan
@@ -245,6 +255,11 @@ func (c *Client) Fetch(ctx context.Context, t Target, kc authn.Keychain, platfor
 			pi, err := c.platformImage(ref.String(), img, p)
 			if err != nil {
 				return nil, err
+			}
+			for _, h := range attestations[m.Digest.String()] {
+				if a, err := idx.Image(h); err == nil {
+					pi.Attestations = append(pi.Attestations, a)
+				}
 			}
 			out = append(out, pi)
 		}

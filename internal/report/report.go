@@ -21,6 +21,7 @@
 //	                                       // absent when the reference did not resolve
 //	      "platforms": ["linux/amd64"],    // the platforms scanned; absent when unknown
 //	      "packageCount": 123,
+//	      "warnings": ["…"],               // attached SBOMs that could not be used
 //	      "error": "…",                    // only when the target could not be scanned: one line
 //	                                       // naming it, as `embargo: <error>` on stderr
 //	      "findings": [                    // [] when clean; one per policy and piece of software
@@ -34,7 +35,10 @@
 //	          "package": {"name": "kesl", "version": "11.1.0", "type": "deb", "purl": "pkg:deb/…"},
 //	                                       // absent for findings by path
 //	          "rule": "supplier",          // package, supplier, purl, cpe or path
-//	          "evidence": [{"rule": "supplier", "field": "dpkg Maintainer", "value": "…"}],
+//	          "evidence": [{"rule": "supplier", "field": "dpkg Maintainer", "value": "…",
+//	                        "declared": "attached SPDX SBOM sha256:… (buildkit-attestation), …"}],
+//	                                       // declared: only when an SBOM the image carries,
+//	                                       // not the scan, showed it
 //	          "layer": "sha256:…",         // the layer that added it, when known
 //	          "platform": "linux/amd64",
 //	          "basis": ["…"]               // the legal instruments banning the vendor
@@ -89,7 +93,9 @@ type Result struct {
 	Platforms    []string `json:"platforms,omitempty"`
 	PackageCount int      `json:"packageCount"`
 	// Error is why the target could not be scanned: one line that names the target.
-	Error    string    `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Warnings are attached SBOMs that could not be used; the scan's result stands.
+	Warnings []string  `json:"warnings,omitempty"`
 	Findings []Finding `json:"findings"`
 }
 
@@ -128,6 +134,8 @@ type Evidence struct {
 	Rule  string `json:"rule"`
 	Field string `json:"field"`
 	Value string `json:"value"`
+	// Declared names the attached SBOM that declared the value; absent when the scan found it.
+	Declared string `json:"declared,omitempty"`
 }
 
 // Summary counts findings by outcome and targets that failed.
@@ -254,6 +262,9 @@ func (f *Finding) PackageString() string {
 func (f *Finding) EvidenceString() string {
 	if len(f.Evidence) == 0 {
 		return ""
+	}
+	if d := f.Evidence[0].Declared; d != "" {
+		return fmt.Sprintf("%s = %q, declared by %s", f.Evidence[0].Field, f.Evidence[0].Value, d)
 	}
 	return fmt.Sprintf("%s = %q", f.Evidence[0].Field, f.Evidence[0].Value)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/layercache"
 	"github.com/embargo-dev/embargo/internal/metrics"
@@ -54,6 +55,9 @@ type Options struct {
 	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
 	// kept to compare the two.
 	WholeImage bool
+	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations); by default they are
+	// read and recorded as declared inventories beside the scanned ones.
+	IgnoreAttached bool
 }
 
 // Priority orders scans: admission waits on Foreground scans; the audit uses Background.
@@ -245,6 +249,9 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		rec.Platforms = append(rec.Platforms, pi.Platform)
 		rec.Inventories = append(rec.Inventories, res.Inventory)
 		rec.PackageCount += res.PackageCount
+		if !e.opts.IgnoreAttached {
+			rec.Inventories = append(rec.Inventories, attached.Platform(ctx, pi)...)
+		}
 	}
 	slices.Sort(rec.Platforms)
 	if rules, ok := e.pathRules(); ok {

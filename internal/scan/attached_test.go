@@ -1,0 +1,132 @@
+package scan_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/match"
+	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/scan"
+	ti "github.com/embargo-dev/embargo/internal/testimage"
+)
+
+const sdkSPDX = `{"spdxVersion": "SPDX-2.3", "creationInfo": {"creators": ["Tool: buildkit-v0.17.0", "Tool: syft-1.57.0"]},
+ "packages": [{"name": "kaspersky-endpoint-sdk", "versionInfo": "3.1", "supplier": "Organization: AO Kaspersky Lab"}]}`
+
+const cleanSPDX = `{"spdxVersion": "SPDX-2.3", "creationInfo": {"creators": ["Tool: buildkit-v0.17.0"]},
+ "packages": [{"name": "bash", "versionInfo": "5.2", "supplier": "Organization: Debian"}]}`
+
+// TestBuildKitAttestations: the arm64 SBOM that BuildKit attached lists a Kaspersky SDK the
+// image's files do not show. The finding is a declared one; a malformed and a huge attached
+// document are reported and change nothing else.
+func TestBuildKitAttestations(t *testing.T) {
+	t.Parallel()
+	clean := unique(t, must[v1.Image](t)(ti.Clean()))
+	arm := must[v1.Image](t)(ti.Image(&v1.Platform{OS: "linux", Architecture: "arm64"}, must[[]v1.Layer](t)(clean.Layers())...))
+	stmt := func(doc string) []byte {
+		return must[[]byte](t)(ti.InTotoStatement("https://spdx.dev/Document", []byte(doc)))
+	}
+	huge := must[[]byte](t)(ti.InTotoStatement("https://spdx.dev/Document", append([]byte(`{"spdxVersion": "SPDX-2.3", "comment": "`), append(bytes.Repeat([]byte("x"), 41<<20), `"}`...)...)))
+	provenance := must[[]byte](t)(ti.InTotoStatement("https://slsa.dev/provenance/v0.2", []byte(`{"builder": {"id": "buildkit"}}`)))
+	idx := must[v1.ImageIndex](t)(ti.BuildKitIndex([]v1.Image{clean, arm}, map[int][][]byte{
+		0: {stmt(cleanSPDX), stmt(`"{\"spdxVersion\": \"SPDX-2.3\", \"packages\": ["`), huge, provenance},
+		1: {stmt(sdkSPDX), provenance},
+	}))
+	if _, err := reg.PushIndex("attached/buildkit:1", idx); err != nil {
+		t.Fatal(err)
+	}
+	invs, err := scanImage(t, engine, reg.Ref("attached/buildkit:1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	declared := 0
+	for _, inv := range invs {
+		if inv.Source == nil {
+			continue
+		}
+		if inv.Source.Kind != match.SourceBuildKit {
+			t.Errorf("source kind %q, want %q", inv.Source.Kind, match.SourceBuildKit)
+		}
+		if inv.Source.Error != "" {
+			errs = append(errs, inv.Platform+": "+inv.Source.Error)
+		} else {
+			declared++
+		}
+	}
+	if len(invs) != 2+4 || declared != 2 {
+		t.Fatalf("inventories: %d (want 2 scanned + 4 attached), %d usable attached (want 2); errors %q", len(invs), declared, errs)
+	}
+	wantErrs := []string{"linux/amd64: SPDX JSON", "linux/amd64: the document is"}
+	for i, w := range wantErrs {
+		if i >= len(errs) || !strings.Contains(errs[i], strings.TrimPrefix(w, "linux/amd64: ")) || !strings.HasPrefix(errs[i], "linux/amd64") {
+			t.Errorf("attached errors = %q, want ones like %q", errs, wantErrs)
+			break
+		}
+	}
+	if !strings.Contains(strings.Join(errs, "\n"), "over the 40 MiB limit") {
+		t.Errorf("the huge document's error does not name the limit: %q", errs)
+	}
+
+	fs := compile(t, policy.Default()).Match(invs)
+	if len(fs) != 1 {
+		t.Fatalf("findings = %v, want the declared SDK on arm64 only", summary(fs))
+	}
+	f := fs[0]
+	if f.Platform != "linux/arm64" || f.Package.Name != "kaspersky-endpoint-sdk" || f.Declared == nil {
+		t.Fatalf("finding = %+v", f)
+	}
+	if s := f.Evidence[0].String(); !strings.Contains(s, "declared by attached SPDX SBOM sha256:") ||
+		!strings.Contains(s, "(buildkit-attestation), created by Tool: buildkit-v0.17.0, Tool: syft-1.57.0, unsigned") {
+		t.Errorf("evidence = %q, want it to name the declaring document", s)
+	}
+
+	ignore := policy.Default()
+	ignore.Spec.SBOM.Attached = v1alpha1.AttachedSBOMIgnore
+	if fs := compile(t, ignore).Match(invs); len(fs) != 0 {
+		t.Errorf("spec.sbom.attached: Ignore still found %v", summary(fs))
+	}
+
+	off := newEngine(t, scan.Options{IgnoreAttached: true})
+	invs, err = scanImage(t, off, reg.Ref("attached/buildkit:1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inv := range invs {
+		if inv.Source != nil {
+			t.Errorf("IgnoreAttached engine recorded attached document %+v", inv.Source)
+		}
+	}
+}
+
+// TestNoAttestationsNoExtraRequests: reading attachments costs an index without any no registry
+// request beyond what the scan makes.
+func TestNoAttestationsNoExtraRequests(t *testing.T) {
+	t.Parallel()
+	clean := unique(t, must[v1.Image](t)(ti.Clean()))
+	arm := must[v1.Image](t)(ti.Image(&v1.Platform{OS: "linux", Architecture: "arm64"}, must[[]v1.Layer](t)(clean.Layers())...))
+	idx := must[v1.ImageIndex](t)(ti.Index(clean, arm))
+	for _, repo := range []string{"attached/none-on", "attached/none-off"} {
+		if _, err := reg.PushIndex(repo+":1", idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := newEngine(t, scan.Options{})
+	off := newEngine(t, scan.Options{IgnoreAttached: true})
+	if _, err := scanImage(t, on, reg.Ref("attached/none-on:1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scanImage(t, off, reg.Ref("attached/none-off:1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	gotOn := reg.ManifestGets("attached/none-on") + reg.BlobGets("attached/none-on")
+	gotOff := reg.ManifestGets("attached/none-off") + reg.BlobGets("attached/none-off")
+	t.Logf("registry GETs with attachments read: %d, skipped: %d", gotOn, gotOff)
+	if gotOn != gotOff {
+		t.Errorf("reading attachments of an index without any cost %d GETs, want %d (as without)", gotOn, gotOff)
+	}
+}

@@ -1,0 +1,64 @@
+package testimage
+
+import (
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// InTotoStatement wraps an SBOM document as BuildKit does: an in-toto v0.1 statement whose
+// predicate is the document.
+func InTotoStatement(predicateType string, doc []byte) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v0.1",
+		"predicateType": predicateType,
+		"subject":       []map[string]any{{"name": "pkg:docker/test", "digest": map[string]string{"sha256": "0"}}},
+		"predicate":     json.RawMessage(doc),
+	})
+}
+
+// BuildKitIndex makes an index shaped like `docker buildx build --sbom=true` output: each image,
+// then for each one with an entry in statements an attestation manifest (platform
+// unknown/unknown, annotated with the image's digest) whose layers are those in-toto statements,
+// annotated with their predicate type.
+func BuildKitIndex(imgs []v1.Image, statements map[int][][]byte) (v1.ImageIndex, error) {
+	idx, err := Index(imgs...)
+	if err != nil {
+		return nil, err
+	}
+	for i, img := range imgs {
+		if len(statements[i]) == 0 {
+			continue
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		att := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+		att = mutate.ConfigMediaType(att, types.OCIConfigJSON)
+		for _, st := range statements[i] {
+			var probe struct {
+				PredicateType string `json:"predicateType"`
+			}
+			_ = json.Unmarshal(st, &probe)
+			att, err = mutate.Append(att, mutate.Addendum{
+				Layer:       static.NewLayer(st, "application/vnd.in-toto+json"),
+				MediaType:   "application/vnd.in-toto+json",
+				Annotations: map[string]string{"in-toto.io/predicate-type": probe.PredicateType},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("attestation of image %d: %w", i, err)
+			}
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
+			Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": d.String()},
+		}})
+	}
+	return idx, nil
+}
