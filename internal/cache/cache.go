@@ -202,7 +202,10 @@ type stored struct {
 // layers, the same purl shape and the same name in their CPEs, which gzip alone leaves at
 // ~30 bytes a package.
 type storedInventory struct {
-	Platform string          `json:"platform,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Source marks an attached SBOM's inventory: without it a declared package would read
+	// back as one the scan found.
+	Source   *match.Source   `json:"source,omitempty"`
 	Packages []storedPackage `json:"p,omitempty"`
 	Files    []storedFile    `json:"f,omitempty"`
 }
@@ -302,7 +305,7 @@ func toStored(rec *Record) stored {
 		return index[d]
 	}
 	for _, inv := range rec.Inventories {
-		si := storedInventory{Platform: inv.Platform}
+		si := storedInventory{Platform: inv.Platform, Source: inv.Source}
 		for _, p := range inv.Packages {
 			sp := storedPackage{Name: p.Name, Version: p.Version, Type: p.Type, Fields: p.Fields, Layer: layer(p.Layer)}
 			if p.PURL != "" {
@@ -343,7 +346,7 @@ func (st stored) record(rec *Record) error {
 	}
 	rec.Lean, rec.PathRules, rec.Inventories = st.Lean, st.PathRules, nil
 	for _, si := range st.Inventories {
-		inv := match.Inventory{Platform: si.Platform}
+		inv := match.Inventory{Platform: si.Platform, Source: si.Source}
 		for _, sp := range si.Packages {
 			l, err := layer(sp.Layer)
 			if err != nil {

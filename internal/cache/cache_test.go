@@ -171,6 +171,11 @@ func FuzzRecordRoundTrip(f *testing.F) {
 			Platform: "linux/amd64",
 			Packages: []match.Package{{Name: name, Version: version, Type: "deb", PURL: purl, Fields: []match.Field{{Name: "dpkg Maintainer", Value: vendor}}, CPEs: cpes, Layer: layer}},
 			Files:    []match.File{{Path: "/opt/" + name, Layer: layer}},
+		}, {
+			// An attached SBOM's packages must read back as declared, not as scanned.
+			Platform: "linux/amd64",
+			Source:   &match.Source{Kind: match.SourceBuildKit, Digest: "sha256:2", Format: "spdx-json", Creator: product, Signed: cartesian},
+			Packages: []match.Package{{Name: name, Version: version, Fields: []match.Field{{Name: "SPDX supplier", Value: vendor}}}},
 		}}}
 		data, err := cache.Encode(rec)
 		if err != nil {
