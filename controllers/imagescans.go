@@ -10,7 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -95,15 +95,23 @@ func (r *ImageScans) SetupWithManager(mgr ctrl.Manager) error {
 
 // allImageScans maps a policy change to every ImageScan: findings depend on every policy.
 func (r *ImageScans) allImageScans(ctx context.Context, _ client.Object) []reconcile.Request {
-	var list v1alpha1.ImageScanList
-	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing ImageScans to recompute findings")
+	return requestsForAll(ctx, r.Client, &v1alpha1.ImageScanList{}, nil)
+}
+
+// requestsForAll lists every object of list's kind (skipping those keep refuses) and returns a
+// request for each: a policy change that concerns them all.
+func requestsForAll(ctx context.Context, c client.Client, list client.ObjectList, keep func(client.Object) bool) []reconcile.Request {
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing to enqueue every object", "kind", fmt.Sprintf("%T", list))
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
-	}
+	var out []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if obj, ok := o.(client.Object); ok && (keep == nil || keep(obj)) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
+	})
 	return out
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -95,18 +94,9 @@ func (r *PodScanner) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *PodScanner) allPods(ctx context.Context, _ client.Object) []reconcile.Request {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing pods to rescan")
-		return nil
-	}
-	var out []reconcile.Request
-	for i := range pods.Items {
-		if !slices.Contains(r.Exempt, pods.Items[i].Namespace) {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pods.Items[i].Namespace, Name: pods.Items[i].Name}})
-		}
-	}
-	return out
+	return requestsForAll(ctx, r.Client, &corev1.PodList{}, func(o client.Object) bool {
+		return !slices.Contains(r.Exempt, o.GetNamespace())
+	})
 }
 
 // podImagesChanged passes new pods and pods whose images or running digests changed.
