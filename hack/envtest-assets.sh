@@ -7,7 +7,7 @@
 #
 # - the control plane the envtest-based tests run: kube-apiserver, etcd,
 #   kubectl, helm;
-# - the node the end-to-end tests run Pods on (internal/devcluster): kubelet,
+# - the node the end-to-end tests run Pods on (internal/test/devcluster): kubelet,
 #   kube-proxy, kube-scheduler and kube-controller-manager of the same
 #   k8s.io/kubernetes version, containerd 2.x with its runc shim, and runc
 #   (cgo, with seccomp: Debian's runc 1.1 cannot start containerd 2.4's

@@ -29,8 +29,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
 	"github.com/embargo-dev/embargo/internal/imagebuild"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 func main() {

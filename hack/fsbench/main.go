@@ -2,7 +2,7 @@
 // from a disk-backed OCI registry on 127.0.0.1: a base layer (the dpkg database,
 // /usr/lib/x86_64-linux-gnu, /usr/share), and on it a JVM layer (/usr/lib/jvm, when present), a
 // Go toolchain layer (/usr/local/go) and, on the Go image, a small layer installing kesl (a
-// rewritten dpkg status file and its files, as in internal/testimage). Layers are written once
+// rewritten dpkg status file and its files, as in internal/test/testimage). Layers are written once
 // as gzip files under -dir and reused by later runs. It prints "name ref" lines, then "ready",
 // then serves until interrupted.
 //
@@ -32,7 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 func main() {

@@ -1,6 +1,6 @@
 // Command imagescan-scale measures what N ImageScans cost a cluster: etcd's database size and
 // the manager's memory. It starts the dev cluster (envtest's kube-apiserver and etcd, the chart,
-// the real bin/manager; internal/devcluster), measures etcd and the manager idle (the baseline),
+// the real bin/manager; internal/test/devcluster), measures etcd and the manager idle (the baseline),
 // writes N ImageScans exactly as the manager's ImageScans controller writes them (same code,
 // same rules), waits until the manager has seen every one (its embargo_images{phase="Scanned"}
 // gauge reaches N) and has settled, and measures again.
@@ -38,10 +38,10 @@ import (
 	"github.com/embargo-dev/embargo/controllers"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
-	"github.com/embargo-dev/embargo/internal/devcluster"
 	"github.com/embargo-dev/embargo/internal/manager"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 func main() {

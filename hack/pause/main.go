@@ -1,7 +1,7 @@
 // Command pause is the sandbox ("pause") image of the dev node and the entrypoint of its
 // runnable sample images: it holds a Pod's namespaces, reaps the zombies it inherits as PID 1,
 // and exits 0 on SIGTERM or SIGINT. No registry.k8s.io image can be pulled here, so
-// internal/devcluster builds both from this program.
+// internal/test/devcluster builds both from this program.
 package main
 
 import (

@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 func main() {

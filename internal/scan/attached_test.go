@@ -11,7 +11,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/scan"
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 const sdkSPDX = `{"spdxVersion": "SPDX-2.3", "creationInfo": {"creators": ["Tool: buildkit-v0.17.0", "Tool: syft-1.57.0"]},

@@ -17,7 +17,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // hostDebianImage is an image of this machine's dpkg database: its status file, every

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 // applyPolicy applies a VendorPolicy and waits until the audit has taken it in (Ready) and

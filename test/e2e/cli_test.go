@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 // A clean SPDX document: a Debian base with nothing banned.

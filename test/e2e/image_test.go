@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
 	"github.com/embargo-dev/embargo/internal/imagebuild"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 // TestImageDogfood scans Embargo's own image, as `make image` built it (bin/image, or

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 var (

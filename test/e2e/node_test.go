@@ -15,9 +15,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/embargo-dev/embargo/internal/devcluster"
 	"github.com/embargo-dev/embargo/internal/imagebuild"
-	"github.com/embargo-dev/embargo/internal/testimage"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // TestNode runs Embargo the way a cluster runs it: the image `make image` built, pushed to a

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
-	"github.com/embargo-dev/embargo/internal/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/devcluster"
 )
 
 // Outcomes of the parity table, in internal/decision's terms.

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // BenchmarkHandleWarmCache measures the admission handler itself (comps.Handler, as the

@@ -36,7 +36,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/manager"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
-	ti "github.com/embargo-dev/embargo/internal/testimage"
+	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // OwnNamespace is the in-process manager's namespace (exempt from every policy).

@@ -30,7 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/embargo-dev/embargo/internal/testimage"
+	"github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // Defaults of Options.

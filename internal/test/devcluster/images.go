@@ -8,7 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/embargo-dev/embargo/internal/testimage"
+	"github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // Images are tag references (host/repo:tag) of the sample images in the registry.

@@ -16,7 +16,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/embargo-dev/embargo/internal/testimage"
+	"github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // A node cluster is a real one-node Kubernetes cluster built from source on this machine:
