@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	lru "github.com/hashicorp/golang-lru/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/embargo-dev/embargo/internal/decision"
@@ -71,50 +70,16 @@ func repository(ref string) string {
 	return ref
 }
 
-// TagIndex remembers which digest a tag pointed to in a namespace when the PodScanner last
-// resolved it, so the auditor can place containers whose status carries no imageID without
-// asking a registry itself. The PodScanner and the PolicyAuditor share one.
-type TagIndex struct {
-	entries *lru.Cache[string, resolvedTag]
-}
-
-type resolvedTag struct {
-	Target registry.Target
-	At     time.Time
-}
-
-// NewTagIndex keeps up to size namespace/tag resolutions (0: 16384).
-func NewTagIndex(size int) *TagIndex {
-	if size <= 0 {
-		size = 16384
-	}
-	c, _ := lru.New[string, resolvedTag](size)
-	return &TagIndex{entries: c}
-}
-
-func tagKey(namespace, image string) string { return namespace + "\x00" + image }
-
-func (ix *TagIndex) get(namespace, image string) (resolvedTag, bool) {
-	return ix.entries.Get(tagKey(namespace, image))
-}
-
-// put records a resolution and reports whether it taught anything new.
-func (ix *TagIndex) put(namespace, image string, t registry.Target, at time.Time) bool {
-	prev, ok := ix.entries.Get(tagKey(namespace, image))
-	ix.entries.Add(tagKey(namespace, image), resolvedTag{Target: t, At: at})
-	return !ok || prev.Target.Digest != t.Digest
-}
-
-// digest is the digest a container runs: the status's imageID, the digest its spec pins, or
-// what its tag last resolved to; "" when none is known yet.
-func (ix *TagIndex) digest(namespace string, c container) string {
+// containerDigest is the digest c runs: the status's imageID, the digest its spec pins, or what
+// its tag last resolved to in namespace (the PodScanner's resolutions); "" when none is known yet.
+func containerDigest(tags *registry.TagCache, namespace string, c container) string {
 	if c.Running != "" {
 		return pinnedDigest(c.Running)
 	}
 	if d := pinnedDigest(c.Image); d != "" {
 		return d
 	}
-	if r, ok := ix.get(namespace, c.Image); ok {
+	if r, ok := tags.Get(namespace, c.Image); ok {
 		return r.Target.Digest.String()
 	}
 	return ""

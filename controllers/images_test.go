@@ -5,7 +5,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/embargo-dev/embargo/internal/registry"
 )
 
 const (
@@ -78,8 +82,17 @@ func TestPodContainers(t *testing.T) {
 	}
 }
 
-func TestTagIndexDigest(t *testing.T) {
-	ix := NewTagIndex(0)
+func TestContainerDigest(t *testing.T) {
+	ix := registry.NewTagCache(0)
+	ref, err := name.NewDigest("app@" + dgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := v1.NewHash(dgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Put("ns", "app:1", registry.Target{Ref: ref, Digest: h}, time.Unix(0, 0))
 	tests := map[string]struct {
 		c    container
 		want string
@@ -87,10 +100,11 @@ func TestTagIndexDigest(t *testing.T) {
 		"running wins":   {container{Image: "app@" + dgB, Running: "app@" + dgA}, dgA},
 		"pinned in spec": {container{Image: "app@" + dgB}, dgB},
 		"unknown tag":    {container{Image: "app:2"}, ""},
+		"resolved tag":   {container{Image: "app:1"}, dgA},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := ix.digest("ns", tc.c); got != tc.want {
+			if got := containerDigest(ix, "ns", tc.c); got != tc.want {
 				t.Errorf("digest = %q, want %q", got, tc.want)
 			}
 		})

@@ -25,6 +25,7 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
@@ -187,7 +188,7 @@ func (r *ImageScans) SaveFailure(ctx context.Context, digest, image string, scan
 	st := &is.Status
 	st.Phase = v1alpha1.ImageScanFailed
 	st.Failures++
-	st.Message = clip(scanErr.Error(), 1024)
+	st.Message = decision.Clip(scanErr.Error(), 1024)
 	r.setCondition(is, v1alpha1.ImageScanScannedCondition, metav1.ConditionFalse, cache.FailureReason(scanErr), st.Message)
 	r.setCondition(is, v1alpha1.ImageScanReadyCondition, metav1.ConditionFalse, v1alpha1.ImageScanNotScannedReason, "no record to match: "+st.Message)
 	st.ObservedGeneration = is.Generation
@@ -360,11 +361,4 @@ func (r *ImageScans) forget(name string) {
 		metrics.ImagesScanned.WithLabelValues(string(prev)).Dec()
 		delete(r.phases, name)
 	}
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

@@ -57,7 +57,7 @@ type PodScanner struct {
 	Store     FailureStore
 	Keychains registry.KeychainFunc
 	// Tags is shared with the PolicyAuditor.
-	Tags   *TagIndex
+	Tags   *registry.TagCache
 	Exempt []string
 	// TagTTL is how long a tag's resolution is trusted (0: 5 minutes).
 	TagTTL time.Duration
@@ -75,7 +75,7 @@ type PodScanner struct {
 // SetupWithManager registers the controller; it runs on the leader only.
 func (r *PodScanner) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Tags == nil {
-		r.Tags = NewTagIndex(0)
+		r.Tags = registry.NewTagCache(0)
 	}
 	if r.TagTTL <= 0 {
 		r.TagTTL = 5 * time.Minute
@@ -220,11 +220,11 @@ func (r *PodScanner) target(ctx context.Context, pod *corev1.Pod, c container, k
 		log.V(1).Info("unusable image digest, resolving the spec's image instead", logKeyImage, ref, "error", err.Error())
 	}
 	now := r.now()
-	cached, ok := r.Tags.get(pod.Namespace, c.Image)
+	cached, ok := r.Tags.Get(pod.Namespace, c.Image)
 	if ok && now.Sub(cached.At) < r.TagTTL {
 		return cached.Target, 0, false
 	}
-	key := "image\x00" + tagKey(pod.Namespace, c.Image)
+	key := "image\x00" + pod.Namespace + "\x00" + c.Image
 	if d := r.retries.wait(key, now); d > 0 {
 		if ok {
 			return cached.Target, 0, false // stale beats nothing while the registry is down
@@ -241,7 +241,7 @@ func (r *PodScanner) target(ctx context.Context, pod *corev1.Pod, c container, k
 		return registry.Target{}, d, false
 	}
 	r.retries.clear(key)
-	return t, 0, r.Tags.put(pod.Namespace, c.Image, t, now)
+	return t, 0, r.Tags.Put(pod.Namespace, c.Image, t, now)
 }
 
 // scan pulls and scans t at background priority. On failure it marks the ImageScan Failed and

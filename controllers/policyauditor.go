@@ -53,7 +53,7 @@ type PolicyAuditor struct {
 	Policies *policy.Set
 	Records  RecordSource
 	// Tags is shared with the PodScanner: digests of containers whose status has no imageID.
-	Tags     *TagIndex
+	Tags     *registry.TagCache
 	Clock    clock.PassiveClock
 	Recorder record.EventRecorder
 	Exempt   []string
@@ -98,7 +98,7 @@ func (r *PolicyAuditor) defaults() {
 		r.Debounce = time.Second
 	}
 	if r.Tags == nil {
-		r.Tags = NewTagIndex(0)
+		r.Tags = registry.NewTagCache(0)
 	}
 	if r.poke == nil {
 		r.poke = make(chan event.GenericEvent, 1)
@@ -259,7 +259,7 @@ func (r *PolicyAuditor) snapshot(ctx context.Context) ([]podView, map[string]map
 		pv := podView{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Workload: walker.Top(ctx, pod),
 			Containers: make([]containerView, 0, len(cs))}
 		for _, c := range cs {
-			pv.Containers = append(pv.Containers, newContainerView(c, r.Tags.digest(pod.Namespace, c)))
+			pv.Containers = append(pv.Containers, newContainerView(c, containerDigest(r.Tags, pod.Namespace, c)))
 		}
 		views = append(views, pv)
 	}

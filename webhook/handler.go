@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
@@ -34,7 +33,7 @@ type Engine interface {
 	ScanForeground(ctx context.Context, t registry.Target, kc authn.Keychain) (*cache.Record, error)
 }
 
-// Handler admits or rejects anything with a pod template.
+// Handler admits or rejects anything with a pod template. Build it with NewHandler.
 type Handler struct {
 	Engine    Engine
 	Policies  *policy.Set
@@ -50,25 +49,24 @@ type Handler struct {
 	TagTTL time.Duration
 	Log    logr.Logger
 
-	once sync.Once
-	tags *expirable.LRU[string, registry.Target]
+	tags *registry.TagCache
 }
 
 var _ admission.Handler = (*Handler)(nil)
 
-func (h *Handler) init() {
-	h.once.Do(func() {
-		if h.Clock == nil {
-			h.Clock = clock.RealClock{}
-		}
-		if h.Budget <= 0 {
-			h.Budget = 7 * time.Second
-		}
-		if h.TagTTL <= 0 {
-			h.TagTTL = time.Minute
-		}
-		h.tags = expirable.NewLRU[string, registry.Target](16384, nil, h.TagTTL)
-	})
+// NewHandler returns h with its defaults filled in: the clock, a 7 s budget, a one-minute tag TTL.
+func NewHandler(h Handler) *Handler {
+	if h.Clock == nil {
+		h.Clock = clock.RealClock{}
+	}
+	if h.Budget <= 0 {
+		h.Budget = 7 * time.Second
+	}
+	if h.TagTTL <= 0 {
+		h.TagTTL = time.Minute
+	}
+	h.tags = registry.NewTagCache(0)
+	return &h
 }
 
 // imageResult is what was learnt about one image.
@@ -80,7 +78,6 @@ type imageResult struct {
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	h.init()
 	kind := req.Kind.Kind
 	action, result := "", "allowed"
 	defer func() {
@@ -209,15 +206,14 @@ func (h *Handler) inspect(ctx context.Context, namespace string, spec *corev1.Po
 }
 
 func (h *Handler) inspectOne(ctx context.Context, namespace, img string, kc authn.Keychain) imageResult {
-	key := namespace + "\x00" + img
-	t, ok := h.tags.Get(key)
+	t, ok := h.tags.Fresh(namespace, img, h.TagTTL, h.Clock.Now())
 	if !ok {
 		var err error
 		t, err = h.Engine.Resolve(ctx, img, kc)
 		if err != nil {
 			return imageResult{err: err}
 		}
-		h.tags.Add(key, t)
+		h.tags.Put(namespace, img, t, h.Clock.Now())
 	}
 	if rec, ok := h.Engine.Cached(t.Digest.String()); ok {
 		return imageResult{target: t, record: rec}

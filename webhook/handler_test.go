@@ -33,9 +33,10 @@ import (
 
 // engine answers images from a table: what admission needs of the scanner, and no more.
 type engine struct {
-	records map[string]*cache.Record // by image
-	errs    map[string]error         // by image
-	scans   atomic.Int32
+	records  map[string]*cache.Record // by image
+	errs     map[string]error         // by image
+	scans    atomic.Int32
+	resolves atomic.Int32
 }
 
 func digestOf(image string) v1.Hash {
@@ -47,6 +48,7 @@ func digestOf(image string) v1.Hash {
 }
 
 func (e *engine) Resolve(_ context.Context, image string, _ authn.Keychain) (registry.Target, error) {
+	e.resolves.Add(1)
 	if err, ok := e.errs[image]; ok {
 		return registry.Target{}, err
 	}
@@ -93,10 +95,10 @@ func handler(t *testing.T, e *engine, policies ...*v1alpha1.VendorPolicy) *Handl
 		b = b.WithObjects(p)
 	}
 	c := b.Build()
-	return &Handler{
+	return NewHandler(Handler{
 		Engine: e, Policies: &policy.Set{Reader: c, Catalog: catalog.Default()}, Reader: c,
 		Clock: clocktesting.NewFakePassiveClock(now), Exempt: []string{"embargo-system", "kube-system"}, Log: logr.Discard(),
-	}
+	})
 }
 
 func vendorPolicy(name string, spec v1alpha1.VendorPolicySpec) *v1alpha1.VendorPolicy {
@@ -271,6 +273,35 @@ func TestDecodeWorkloadKinds(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, decision.PodContainers(&w.Spec)); diff != "" || w.Name != "p" || w.Labels["a"] != "b" {
 			t.Errorf("%s: name %q labels %v containers (-want +got):\n%s", kind, w.Name, w.Labels, diff)
+		}
+	}
+}
+
+// TestHandleTagTTL: a tag resolved in a namespace is trusted for TagTTL there, then asked again.
+func TestHandleTagTTL(t *testing.T) {
+	e := &engine{}
+	h := handler(t, e, vendorPolicy("deny", v1alpha1.VendorPolicySpec{}))
+	clk := clocktesting.NewFakePassiveClock(now)
+	h.Clock = clk
+	admit := func() {
+		t.Helper()
+		if resp := h.Handle(context.Background(), podRequest(t, "shop", "registry.example.com/app:1")); !resp.Allowed {
+			t.Fatalf("denied: %v", resp.Result)
+		}
+	}
+	tests := []struct {
+		step         time.Duration
+		wantResolves int32
+	}{
+		{0, 1},                         // first sight: resolved
+		{time.Minute - time.Second, 1}, // within the TTL: the cache answers
+		{time.Second, 2},               // TTL reached: resolved again
+	}
+	for i, tc := range tests {
+		clk.SetTime(clk.Now().Add(tc.step))
+		admit()
+		if got := e.resolves.Load(); got != tc.wantResolves {
+			t.Errorf("step %d (+%s): %d resolves, want %d", i, tc.step, got, tc.wantResolves)
 		}
 	}
 }

@@ -25,7 +25,7 @@ const (
 func response(kind, name string, d decision.Decision) admission.Response {
 	var denials, warnings, policies, basis []string
 	warn := func(w string) {
-		w = clip(w, maxWarning)
+		w = decision.Clip(w, maxWarning)
 		if !slices.Contains(warnings, w) && len(warnings) < maxWarnings {
 			warnings = append(warnings, w)
 		}
@@ -82,7 +82,7 @@ func response(kind, name string, d decision.Decision) admission.Response {
 		fmt.Fprintf(&b, " [%d] %s", i+1, line)
 	}
 	b.WriteString(tail)
-	resp := admission.Denied(clip(b.String(), maxMessage+200))
+	resp := admission.Denied(decision.Clip(b.String(), maxMessage+200))
 	resp.Warnings = warnings
 	return resp
 }
@@ -111,7 +111,7 @@ func warning(ct *decision.Container, f match.Finding, p decision.PolicyDecision)
 		tail = "; denied from " + p.Next.From.UTC().Format("2006-01-02")
 	}
 	if room := maxWarning - len(head) - len(tail); len(body) > room && room > 10 {
-		body = clip(body, room)
+		body = decision.Clip(body, room)
 	}
 	return head + body + tail
 }
@@ -172,11 +172,4 @@ func appendUnique(list []string, s string) []string {
 		return list
 	}
 	return append(list, s)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

@@ -9,6 +9,7 @@ package decision
 import (
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -283,4 +284,17 @@ func ByContainer(fs []Finding) [][]Finding {
 		out = append(out, []Finding{f})
 	}
 	return out
+}
+
+// Clip shortens s to at most n bytes (n > 3), ending in "..." when it cut, and never inside a
+// UTF-8 sequence: the admission message and status messages it feeds must stay valid UTF-8.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

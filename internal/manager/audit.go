@@ -18,7 +18,7 @@ func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registr
 	if err := c.Store.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	tags := controllers.NewTagIndex(0)
+	tags := registry.NewTagCache(0)
 	// PolicyReports for Policy Reporter & co., written only where their CRD is served
 	reports := &controllers.PolicyReporter{
 		Client: mgr.GetClient(),

@@ -97,7 +97,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
 	}
 
 	c := &Components{Engine: engine, Policies: policies, Store: store}
-	c.Handler = &embargowebhook.Handler{
+	c.Handler = embargowebhook.NewHandler(embargowebhook.Handler{
 		Engine:    foregroundEngine{engine},
 		Policies:  policies,
 		Reader:    mgr.GetClient(),
@@ -107,7 +107,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Components, error) {
 		Budget:    opts.Budget,
 		TagTTL:    opts.TagTTL,
 		Log:       mgr.GetLogger().WithName("admission"),
-	}
+	})
 	srv := mgr.GetWebhookServer()
 	srv.Register(WorkloadsPath, &webhook.Admission{Handler: c.Handler, RecoverPanic: ptr(true)})
 	srv.Register(PoliciesPath, &webhook.Admission{Handler: &embargowebhook.PolicyValidator{Catalog: cat}, RecoverPanic: ptr(true)})
