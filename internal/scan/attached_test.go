@@ -121,6 +121,7 @@ func TestNoAttestationsNoExtraRequests(t *testing.T) {
 	}
 	on := newEngine(t, scan.Options{})
 	off := newEngine(t, scan.Options{IgnoreAttached: true})
+	pushedOn, pushedOff := reg.Requests("attached/none-on"), reg.Requests("attached/none-off")
 	if _, err := scanImage(t, on, reg.Ref("attached/none-on:1"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +133,14 @@ func TestNoAttestationsNoExtraRequests(t *testing.T) {
 	t.Logf("registry GETs with attachments read: %d, skipped: %d", gotOn, gotOff)
 	if gotOn != gotOff {
 		t.Errorf("reading attachments of an index without any cost %d GETs, want %d (as without)", gotOn, gotOff)
+	}
+	// beyond those: one tag list and one referrers query (this registry lacks the API, so the
+	// platforms use the tag schema, and the list shows no fallback or cosign tags to fetch)
+	allOn, allOff := reg.Requests("attached/none-on")-pushedOn, reg.Requests("attached/none-off")-pushedOff
+	extra := allOn - allOff
+	t.Logf("all requests of the scan with attachments read: %d, skipped: %d", allOn, allOff)
+	if extra != 2 {
+		t.Errorf("reading attachments of an index without any cost %d extra requests, want 2 (a tag list, one referrers query)", extra)
 	}
 }
 
