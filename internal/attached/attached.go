@@ -1,5 +1,5 @@
 // Package attached reads the SBOMs an image carries (BuildKit's in-toto attestations in its
-// index) into inventories marked as declared, for matching alongside what a scan found. A
+// index, OCI referrers, cosign's .sbom and .att tags) into inventories marked as declared, for matching alongside what a scan found. A
 // document that cannot be read becomes an inventory with Source.Error: it never fails the scan.
 package attached
 
@@ -51,40 +51,40 @@ func Platform(ctx context.Context, pi registry.PlatformImage) []match.Inventory 
 			if len(out) >= MaxDocuments {
 				return out
 			}
-			out = append(out, readLayer(ctx, pi.Platform, att, l))
+			out = append(out, readLayer(ctx, pi.Platform, match.SourceBuildKit, att, l))
 		}
 	}
 	return out
 }
 
-func readLayer(ctx context.Context, platform string, img v1.Image, desc v1.Descriptor) match.Inventory {
+func readLayer(ctx context.Context, platform, kind string, img v1.Image, desc v1.Descriptor) match.Inventory {
 	src := desc.Digest.String()
 	if desc.Size > MaxDocumentBytes {
-		return failed(platform, match.SourceBuildKit, src, fmt.Errorf("the document is %d bytes, over the %d MiB limit", desc.Size, MaxDocumentBytes>>20))
+		return failed(platform, kind, src, fmt.Errorf("the document is %d bytes, over the %d MiB limit", desc.Size, MaxDocumentBytes>>20))
 	}
 	layer, err := img.LayerByDigest(desc.Digest)
 	if err != nil {
-		return failed(platform, match.SourceBuildKit, src, err)
+		return failed(platform, kind, src, err)
 	}
 	rc, err := layer.Compressed() // in-toto layers are stored as is
 	if err != nil {
-		return failed(platform, match.SourceBuildKit, src, err)
+		return failed(platform, kind, src, err)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, MaxDocumentBytes+1))
 	if err != nil {
-		return failed(platform, match.SourceBuildKit, src, fmt.Errorf("reading the document: %w", err))
+		return failed(platform, kind, src, fmt.Errorf("reading the document: %w", err))
 	}
 	if len(data) > MaxDocumentBytes {
-		return failed(platform, match.SourceBuildKit, src, fmt.Errorf("the document is over the %d MiB limit", MaxDocumentBytes>>20))
+		return failed(platform, kind, src, fmt.Errorf("the document is over the %d MiB limit", MaxDocumentBytes>>20))
 	}
 	doc, err := sbomfile.DecodeDocument(bytes.NewReader(data))
 	if err != nil {
-		return failed(platform, match.SourceBuildKit, src, err)
+		return failed(platform, kind, src, err)
 	}
 	inv := doc.Inventory
 	inv.Platform = platform
-	inv.Source = &match.Source{Kind: match.SourceBuildKit, Digest: src, Format: string(doc.Format), Creator: doc.Creator, Signed: doc.Signed}
+	inv.Source = &match.Source{Kind: kind, Digest: src, Format: string(doc.Format), Creator: doc.Creator, Signed: doc.Signed}
 	return inv
 }
 
@@ -100,7 +100,11 @@ func Errors(invs []match.Inventory) []string {
 	var out []string
 	for _, inv := range invs {
 		if inv.Source != nil && inv.Source.Error != "" {
-			out = append(out, fmt.Sprintf("attached SBOM %s (%s) of %s ignored: %s", inv.Source.Digest, inv.Source.Kind, inv.Platform, inv.Source.Error))
+			of := inv.Platform
+			if of == "" {
+				of = "the index"
+			}
+			out = append(out, fmt.Sprintf("attached SBOM %s (%s) of %s ignored: %s", inv.Source.Digest, inv.Source.Kind, of, inv.Source.Error))
 		}
 	}
 	return out

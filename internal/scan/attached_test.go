@@ -2,12 +2,16 @@ package scan_test
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
+	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/scan"
@@ -117,6 +121,7 @@ func TestNoAttestationsNoExtraRequests(t *testing.T) {
 	}
 	on := newEngine(t, scan.Options{})
 	off := newEngine(t, scan.Options{IgnoreAttached: true})
+	pushedOn, pushedOff := reg.Requests("attached/none-on"), reg.Requests("attached/none-off")
 	if _, err := scanImage(t, on, reg.Ref("attached/none-on:1"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +133,88 @@ func TestNoAttestationsNoExtraRequests(t *testing.T) {
 	t.Logf("registry GETs with attachments read: %d, skipped: %d", gotOn, gotOff)
 	if gotOn != gotOff {
 		t.Errorf("reading attachments of an index without any cost %d GETs, want %d (as without)", gotOn, gotOff)
+	}
+	// beyond those: one tag list and one referrers query (this registry lacks the API, so the
+	// platforms use the tag schema, and the list shows no fallback or cosign tags to fetch)
+	allOn, allOff := reg.Requests("attached/none-on")-pushedOn, reg.Requests("attached/none-off")-pushedOff
+	extra := allOn - allOff
+	t.Logf("all requests of the scan with attachments read: %d, skipped: %d", allOn, allOff)
+	if extra != 2 {
+		t.Errorf("reading attachments of an index without any cost %d extra requests, want 2 (a tag list, one referrers query)", extra)
+	}
+}
+
+const sdkCycloneDX = `{"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {"tools": [{"name": "oras-attach-test"}]},
+ "components": [{"type": "library", "name": "kaspersky-endpoint-sdk", "version": "3.1", "supplier": {"name": "AO Kaspersky Lab"}}]}`
+
+// TestReferrersAndCosignTags: a clean image whose SBOMs sit beside it, as an OCI referrer
+// (CycloneDX, and a sigstore bundle carrying a signed DSSE in-toto SPDX statement) and as
+// cosign's legacy .att tag (a signed DSSE envelope). Each declares the Kaspersky SDK; each is
+// found, on a registry with the referrers API and on one that has only the tag schema.
+func TestReferrersAndCosignTags(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string][]ti.Option{"referrers API": {ti.WithReferrers()}, "tag schema": nil} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := must[*ti.Registry](t)(ti.NewRegistry(opts...))
+			t.Cleanup(r.Close)
+			img := unique(t, must[v1.Image](t)(ti.Clean()))
+			ref := must[string](t)(r.Push("attached/referred:1", img))
+			subject := must[*v1.Descriptor](t)(partial.Descriptor(img))
+			stmt := must[[]byte](t)(ti.InTotoStatement("https://spdx.dev/Document", []byte(sdkSPDX)))
+			signed := must[[]byte](t)(ti.DSSEEnvelope(stmt, "not-a-real-signature"))
+			for i, a := range []struct {
+				artifactType, layer string
+				doc                 []byte
+			}{
+				{attached.ArtifactCycloneDX, attached.ArtifactCycloneDX, []byte(sdkCycloneDX)},
+				{attached.ArtifactBundle, attached.ArtifactBundle, must[[]byte](t)(ti.SigstoreBundle(signed))},
+				{"application/vnd.dev.cosign.artifact.sig.v1+json", "application/vnd.dev.cosign.simplesigning.v1+json", []byte(`{}`)},
+			} {
+				ref := must[v1.Image](t)(ti.Referrer(*subject, a.artifactType, a.layer, a.doc))
+				if _, err := r.Push(fmt.Sprintf("attached/referred:referrer-%d", i), ref); err != nil {
+					t.Fatal(err)
+				}
+			}
+			att := must[v1.Image](t)(ti.CosignAttachment("application/vnd.dsse.envelope.v1+json", signed))
+			if _, err := r.Push("attached/referred:"+strings.Replace(subject.Digest.String(), ":", "-", 1)+".att", att); err != nil {
+				t.Fatal(err)
+			}
+
+			invs, err := scanImage(t, engine, ref, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, inv := range invs {
+				if inv.Source == nil {
+					continue
+				}
+				if inv.Source.Error != "" {
+					t.Errorf("attached document %s (%s): %s", inv.Source.Digest, inv.Source.Kind, inv.Source.Error)
+				}
+				got[fmt.Sprintf("%s %s signed=%v", inv.Source.Kind, inv.Source.Format, inv.Source.Signed)]++
+			}
+			want := map[string]int{
+				"oci-referrer cyclonedx-json signed=false": 1,
+				"oci-referrer spdx-json signed=true":       1,
+				"cosign-attestation spdx-json signed=true": 1,
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("attached documents read = %v, want %v", got, want)
+			}
+			fs := compile(t, policy.Default()).Match(invs)
+			var evidence []string
+			for _, f := range fs {
+				if f.Declared == nil || f.Package.Name != "kaspersky-endpoint-sdk" {
+					t.Errorf("finding %+v is not the declared SDK", summary([]match.Finding{f}))
+					continue
+				}
+				evidence = append(evidence, f.Evidence[0].String())
+			}
+			if len(evidence) == 0 || !strings.Contains(strings.Join(evidence, "\n"), "signed (not verified)") {
+				t.Errorf("declared evidence = %q, want a signed (not verified) document among them", evidence)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/layercache"
+	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/sbom"
@@ -253,9 +254,26 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 			rec.Inventories = append(rec.Inventories, attached.Platform(ctx, pi)...)
 		}
 	}
+	if !e.opts.IgnoreAttached {
+		rec.Inventories = append(rec.Inventories, e.referrers(ctx, t, kc, images)...)
+	}
 	slices.Sort(rec.Platforms)
 	if rules, ok := e.pathRules(); ok {
 		rec = rec.Trim(rules)
 	}
 	return rec, nil
+}
+
+// referrers reads the SBOMs attached to the artifact and to each platform image as OCI
+// referrers or cosign tags, from the repository the reference names.
+func (e *Engine) referrers(ctx context.Context, t registry.Target, kc authn.Keychain, images []registry.PlatformImage) []match.Inventory {
+	subjects := []attached.Subject{{Digest: t.Digest}}
+	if len(images) == 1 && images[0].Digest == t.Digest {
+		subjects[0].Platform = images[0].Platform
+	} else {
+		for _, pi := range images {
+			subjects = append(subjects, attached.Subject{Platform: pi.Platform, Digest: pi.Digest})
+		}
+	}
+	return attached.Remote(ctx, t.Ref.Context(), subjects, e.reg.RemoteOptions(ctx, t.Ref, kc))
 }

@@ -1,6 +1,7 @@
 package testimage
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 
@@ -61,4 +62,58 @@ func BuildKitIndex(imgs []v1.Image, statements map[int][][]byte) (v1.ImageIndex,
 		}})
 	}
 	return idx, nil
+}
+
+// Referrer makes an OCI 1.1 artifact that refers to subject, as `oras attach` does: its config
+// media type is artifactType (what a referrers listing reports) and its one layer is doc.
+func Referrer(subject v1.Descriptor, artifactType, layerMediaType string, doc []byte) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.MediaType(artifactType))
+	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(doc, types.MediaType(layerMediaType)), MediaType: types.MediaType(layerMediaType)})
+	if err != nil {
+		return nil, err
+	}
+	withSubject, ok := mutate.Subject(img, subject).(v1.Image)
+	if !ok {
+		return nil, fmt.Errorf("mutate.Subject did not return an image")
+	}
+	return withSubject, nil
+}
+
+// CosignAttachment makes an image like the ones cosign pushes to sha256-<hex>.sbom and
+// .att tags: one layer per document, of mediaType.
+func CosignAttachment(mediaType string, docs ...[]byte) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	for _, d := range docs {
+		var err error
+		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(d, types.MediaType(mediaType)), MediaType: types.MediaType(mediaType)})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return img, nil
+}
+
+// DSSEEnvelope wraps an in-toto statement in a DSSE envelope, with a signature when sig is set
+// (its bytes are not a real signature: nothing verifies them).
+func DSSEEnvelope(statement []byte, sig string) ([]byte, error) {
+	env := map[string]any{
+		"payloadType": "application/vnd.in-toto+json",
+		"payload":     base64.StdEncoding.EncodeToString(statement),
+		"signatures":  []map[string]string{},
+	}
+	if sig != "" {
+		env["signatures"] = []map[string]string{{"keyid": "", "sig": base64.StdEncoding.EncodeToString([]byte(sig))}}
+	}
+	return json.Marshal(env)
+}
+
+// SigstoreBundle wraps a DSSE envelope in a sigstore bundle v0.3 (no verification material
+// that would verify).
+func SigstoreBundle(dsse []byte) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"mediaType":            "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"verificationMaterial": map[string]any{},
+		"dsseEnvelope":         json.RawMessage(dsse),
+	})
 }

@@ -34,9 +34,12 @@ type Registry struct {
 	addr    string
 	blobDir string
 
+	referrers bool
+
 	mu        sync.Mutex
 	manifests map[string]int
 	blobs     map[string]int
+	requests  map[string]int
 	delay     time.Duration
 }
 
@@ -64,13 +67,22 @@ func WithDiskBlobs(dir string) Option {
 	return func(r *Registry) { r.blobDir = dir }
 }
 
+// WithReferrers serves the OCI 1.1 referrers API; without it, clients fall back to the
+// referrers tag schema (sha256-<hex> tags).
+func WithReferrers() Option {
+	return func(r *Registry) { r.referrers = true }
+}
+
 // NewRegistry starts a registry on 127.0.0.1 (or WithAddr).
 func NewRegistry(opts ...Option) (*Registry, error) {
-	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}}
+	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}, requests: map[string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
 	ropts := []registry.Option{registry.Logger(log.New(io.Discard, "", 0))}
+	if r.referrers {
+		ropts = append(ropts, registry.WithReferrersSupport(true))
+	}
 	if r.blobDir != "" {
 		ropts = append(ropts, registry.WithBlobHandler(registry.NewDiskBlobHandler(r.blobDir)))
 	}
@@ -102,8 +114,13 @@ func (r *Registry) handler(inner http.Handler) http.Handler {
 				return
 			}
 		}
+		if repo, _, ok := splitPath(req.URL.Path); ok {
+			r.mu.Lock()
+			r.requests[repo]++
+			r.mu.Unlock()
+		}
 		if req.Method == http.MethodGet {
-			if repo, kind, ok := splitPath(req.URL.Path); ok {
+			if repo, kind, ok := splitPath(req.URL.Path); ok && (kind == "manifests" || kind == "blobs") {
 				r.mu.Lock()
 				delay := r.delay
 				if kind == "manifests" {
@@ -125,10 +142,10 @@ func (r *Registry) handler(inner http.Handler) http.Handler {
 	})
 }
 
-// splitPath splits /v2/<repo>/(manifests|blobs)/<ref>.
+// splitPath splits /v2/<repo>/(manifests|blobs|referrers|tags)/<ref>.
 func splitPath(p string) (repo, kind string, ok bool) {
 	p = strings.TrimPrefix(p, "/v2/")
-	for _, k := range []string{"/manifests/", "/blobs/"} {
+	for _, k := range []string{"/manifests/", "/blobs/", "/referrers/", "/tags/"} {
 		if i := strings.LastIndex(p, k); i > 0 {
 			return p[:i], strings.Trim(k, "/"), true
 		}
@@ -155,6 +172,14 @@ func (r *Registry) BlobGets(repo string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.blobs[repo]
+}
+
+// Requests is how many requests of any method repo has served (manifests, blobs, referrers,
+// tag lists).
+func (r *Registry) Requests(repo string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests[repo]
 }
 
 // Close stops the registry.

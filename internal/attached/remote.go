@@ -1,0 +1,157 @@
+package attached
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/embargo-dev/embargo/internal/match"
+)
+
+// MaxReferrers bounds the referrers (and cosign attachment images) looked at per subject.
+const MaxReferrers = 16
+
+// Artifact types of OCI referrers that carry an SBOM.
+const (
+	ArtifactSPDX      = "application/spdx+json"
+	ArtifactCycloneDX = "application/vnd.cyclonedx+json"
+	ArtifactBundle    = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	mediaDSSE         = "application/vnd.dsse.envelope.v1+json"
+)
+
+var (
+	referrerTypes = []string{ArtifactSPDX, ArtifactCycloneDX, ArtifactBundle}
+	// layer media types read in a referrer or a cosign attachment image
+	documentLayers = []string{ArtifactSPDX, "text/spdx+json", "text/spdx", ArtifactCycloneDX, ArtifactBundle, mediaDSSE, mediaInToto}
+)
+
+// Subject is a manifest whose attachments are looked for.
+type Subject struct {
+	// Platform is the platform image's os/arch; "" for an index (its attachments describe
+	// every platform).
+	Platform string
+	Digest   v1.Hash
+}
+
+// Remote returns the declared inventories attached to subjects in repo as OCI 1.1 referrers
+// (the referrers API, or the referrers tag schema where the registry lacks it) and as cosign's
+// legacy sha256-<hex>.sbom and .att tags. subjects[0] is the artifact that was resolved (the
+// index or the single image).
+//
+// What it costs, for an image that has no attachments: one tag list, plus one referrers query
+// per subject on a registry with the referrers API, or one referrers query in all on a registry
+// without it (the tag list tells which fallback tags exist, so none is fetched blindly). One tag
+// list, rather than a HEAD per legacy tag, is what makes cosign's tags affordable: probing
+// .sbom and .att per subject would cost 2 requests per platform for every image, and most
+// images have neither. When the registry refuses the tag list (some grant pull but not list),
+// the legacy tags are probed directly instead.
+func Remote(ctx context.Context, repo name.Repository, subjects []Subject, opts []remote.Option) []match.Inventory {
+	if len(subjects) == 0 {
+		return nil
+	}
+	tags, listErr := remote.List(repo, opts...)
+	listed := listErr == nil
+	has := func(tag string) bool { return !listed || slices.Contains(tags, tag) }
+
+	var out []match.Inventory
+	api := true
+	for _, s := range subjects {
+		if ctx.Err() != nil {
+			break
+		}
+		d := repo.Digest(s.Digest.String())
+		fallback := strings.Replace(s.Digest.String(), ":", "-", 1)
+		var idx v1.ImageIndex
+		var err error
+		if api {
+			idx, err = remote.Referrers(d, append(opts, remote.WithReferrersTagFallback(false))...)
+			if err != nil && strings.Contains(err.Error(), "does not support the Referrers API") {
+				api, err = false, nil // learnt on the first subject: the rest use the tag schema
+			}
+		}
+		if !api && has(fallback) {
+			idx, err = remote.Referrers(d, opts...) // the tag schema: one more failed API query, then the tag
+		}
+		if err != nil {
+			out = append(out, failed(s.Platform, match.SourceReferrer, s.Digest.String(), fmt.Errorf("listing referrers: %w", err)))
+		} else if idx != nil {
+			out = append(out, readReferrers(ctx, repo, s, idx, opts)...)
+		}
+		for _, c := range []struct{ suffix, kind string }{{".sbom", match.SourceCosignSBOM}, {".att", match.SourceCosignAttest}} {
+			if !has(fallback + c.suffix) {
+				continue
+			}
+			img, err := remote.Image(repo.Tag(fallback+c.suffix), opts...)
+			if err != nil {
+				if listed || !isNotFound(err) {
+					out = append(out, failed(s.Platform, c.kind, s.Digest.String(), fmt.Errorf("reading tag %s: %w", fallback+c.suffix, err)))
+				}
+				continue
+			}
+			out = append(out, readImage(ctx, s.Platform, c.kind, img)...)
+		}
+	}
+	return out
+}
+
+func readReferrers(ctx context.Context, repo name.Repository, s Subject, idx v1.ImageIndex, opts []remote.Option) []match.Inventory {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return []match.Inventory{failed(s.Platform, match.SourceReferrer, s.Digest.String(), fmt.Errorf("reading referrers: %w", err))}
+	}
+	var out []match.Inventory
+	n := 0
+	for _, desc := range im.Manifests {
+		if !slices.Contains(referrerTypes, desc.ArtifactType) {
+			continue // signatures, provenance and other artifacts declare no packages
+		}
+		if n++; n > MaxReferrers {
+			out = append(out, failed(s.Platform, match.SourceReferrer, desc.Digest.String(), fmt.Errorf("more than %d SBOM referrers of %s; the rest are not read", MaxReferrers, s.Digest)))
+			break
+		}
+		img, err := remote.Image(repo.Digest(desc.Digest.String()), opts...)
+		if err != nil {
+			out = append(out, failed(s.Platform, match.SourceReferrer, desc.Digest.String(), fmt.Errorf("reading the referrer manifest: %w", err)))
+			continue
+		}
+		out = append(out, readImage(ctx, s.Platform, match.SourceReferrer, img)...)
+	}
+	return out
+}
+
+// readImage reads the document layers of a referrer or cosign attachment image, at most
+// MaxDocuments.
+func readImage(ctx context.Context, platform, kind string, img v1.Image) []match.Inventory {
+	m, err := img.Manifest()
+	if err != nil {
+		d, _ := img.Digest()
+		return []match.Inventory{failed(platform, kind, d.String(), fmt.Errorf("reading the manifest: %w", err))}
+	}
+	var out []match.Inventory
+	for _, l := range m.Layers {
+		if ctx.Err() != nil {
+			break
+		}
+		if !slices.Contains(documentLayers, string(l.MediaType)) {
+			continue
+		}
+		if len(out) >= MaxDocuments {
+			break
+		}
+		out = append(out, readLayer(ctx, platform, kind, img, l))
+	}
+	return out
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
