@@ -60,6 +60,11 @@ type Options struct {
 	HelmSet []string
 	// ManagerArgs are extra manager flags.
 	ManagerArgs []string
+	// ManagerEnv is added to the managers' environment (e.g. GOMEMLIMIT, as the chart sets it).
+	ManagerEnv []string
+	// ManagerCgroup is a cgroup directory (v1 or v2) every manager joins before it execs, so
+	// all of its memory is charged there, as a container's is.
+	ManagerCgroup string
 	// Registry serves the sample images: nil starts one. Images names the samples already in
 	// it; nil pushes them (PushSamples).
 	Registry *testimage.Registry

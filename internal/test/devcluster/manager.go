@@ -60,7 +60,14 @@ func (m *Manager) start(c *Cluster) error {
 		"--leader-elect=" + strconv.FormatBool(c.opts.Managers > 1),
 	}
 	m.Args = append(m.Args, c.opts.ManagerArgs...)
-	p, err := startProc(m.Name, m.LogFile, m.bin, nil, m.Args...)
+	bin, args := m.bin, m.Args
+	if cg := c.opts.ManagerCgroup; cg != "" {
+		// The shell joins the cgroup, then execs the manager in its own place: same PID, and
+		// nothing the manager allocates is charged outside the cgroup.
+		args = append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg, bin}, args...)
+		bin = "/bin/sh"
+	}
+	p, err := startProc(m.Name, m.LogFile, bin, c.opts.ManagerEnv, args...)
 	if err != nil {
 		return err
 	}
