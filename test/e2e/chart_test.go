@@ -27,9 +27,10 @@ func helm(t *testing.T, args ...string) devcluster.Result {
 func TestHelmLint(t *testing.T) {
 	chart := filepath.Join(root, "charts", "embargo")
 	for name, set := range map[string][]string{
-		"defaults":     nil,
-		"cert-manager": {"certManager.enabled=true"},
-		"dev mode":     {"webhook.url=https://127.0.0.1:9443", "manager.enabled=false"},
+		"defaults":                               nil,
+		"cert-manager":                           {"certManager.enabled=true"},
+		"dev mode":                               {"webhook.url=https://127.0.0.1:9443", "manager.enabled=false"},
+		"layer cache on a PersistentVolumeClaim": {"layerCache.persistence.enabled=true", "layerCache.persistence.storageClassName=fast"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"lint", chart, "--strict"}
@@ -142,6 +143,11 @@ func TestHelmTemplate(t *testing.T) {
 				if n := get(find(objs, "Deployment").Map, "spec", "replicas"); fmt.Sprint(n) != "2" {
 					t.Errorf("replicas = %v, want 2", n)
 				}
+				// By default the layer cache is on the scratch emptyDir, no claim.
+				spec := get(find(objs, "Deployment").Map, "spec", "template", "spec")
+				if vols := get(spec, "volumes").([]any); len(vols) != 1 || get(vols, 0, "emptyDir") == nil {
+					t.Errorf("volumes = %v, want the scratch emptyDir alone", vols)
+				}
 			},
 		},
 		"cert-manager": {
@@ -155,6 +161,30 @@ func TestHelmTemplate(t *testing.T) {
 				want := "embargo-system/" + fmt.Sprint(get(find(objs, "Certificate").Map, "metadata", "name"))
 				if v := get(find(objs, "ValidatingWebhookConfiguration").Map, "metadata", "annotations", "cert-manager.io/inject-ca-from"); v != want {
 					t.Errorf("inject-ca-from = %v, want %s", v, want)
+				}
+			},
+		},
+		"layer cache on a new PersistentVolumeClaim": {
+			set:       []string{"layerCache.persistence.enabled=true", "layerCache.persistence.size=20Gi", "layerCache.persistence.storageClassName=fast", "layerCache.persistence.accessModes={ReadWriteMany}"},
+			wantKinds: []map[string]int{common, inCluster, {"PersistentVolumeClaim": 1}},
+			check: func(t *testing.T, objs []devcluster.Object) {
+				pvc := find(objs, "PersistentVolumeClaim")
+				got := fmt.Sprintf("%s %v %v %v", pvc.Name, get(pvc.Map, "spec", "resources", "requests", "storage"),
+					get(pvc.Map, "spec", "storageClassName"), get(pvc.Map, "spec", "accessModes"))
+				if want := "embargo-layer-cache 20Gi fast [ReadWriteMany]"; got != want {
+					t.Errorf("the claim is %q, want %q", got, want)
+				}
+				checkLayerCacheVolume(t, find(objs, "Deployment"), "embargo-layer-cache")
+			},
+		},
+		"layer cache on an existing claim": {
+			set:       []string{"layerCache.persistence.enabled=true", "layerCache.persistence.existingClaim=shared-layers", "scan.layerCacheDir=/cache"},
+			wantKinds: []map[string]int{common, inCluster},
+			check: func(t *testing.T, objs []devcluster.Object) {
+				checkLayerCacheVolume(t, find(objs, "Deployment"), "shared-layers")
+				args := strs(get(find(objs, "Deployment").Map, "spec", "template", "spec", "containers", 0, "args"))
+				if !slices.Contains(args, "--layer-cache-dir=/cache") {
+					t.Errorf("manager args %q lack --layer-cache-dir=/cache", args)
 				}
 			},
 		},
@@ -201,13 +231,42 @@ func TestHelmTemplate(t *testing.T) {
 	}
 }
 
+// checkLayerCacheVolume asserts that the manager mounts claim at its --layer-cache-dir, beside
+// the scratch emptyDir.
+func checkLayerCacheVolume(t *testing.T, dep *devcluster.Object, claim string) {
+	t.Helper()
+	spec := get(dep.Map, "spec", "template", "spec")
+	var dir string
+	for _, a := range strs(get(spec, "containers", 0, "args")) {
+		if v, ok := strings.CutPrefix(a, "--layer-cache-dir="); ok {
+			dir = v
+		}
+	}
+	mounts := map[string]string{}
+	for _, m := range get(spec, "containers", 0, "volumeMounts").([]any) {
+		mounts[fmt.Sprint(get(m, "name"))] = fmt.Sprint(get(m, "mountPath"))
+	}
+	if dir == "" || mounts["layer-cache"] != dir || mounts["scratch"] != "/scratch" {
+		t.Errorf("volumeMounts %v with --layer-cache-dir=%s: want layer-cache at %s and scratch at /scratch", mounts, dir, dir)
+	}
+	claims := map[string]any{}
+	for _, v := range get(spec, "volumes").([]any) {
+		claims[fmt.Sprint(get(v, "name"))] = get(v, "persistentVolumeClaim", "claimName")
+	}
+	if claims["layer-cache"] != claim || claims["scratch"] != nil {
+		t.Errorf("volumes' claims %v, want layer-cache on %s and scratch on no claim", claims, claim)
+	}
+}
+
 // TestHelmValuesSchema: a bad value fails at template time, naming the value.
 func TestHelmValuesSchema(t *testing.T) {
 	chart := filepath.Join(root, "charts", "embargo")
 	for name, tc := range map[string]struct{ set, want string }{
-		"failurePolicy":  {"webhook.failurePolicy=Sometimes", "failurePolicy"},
-		"default action": {"defaultPolicy.action=Block", "action"},
-		"unknown key":    {"webhok.url=https://127.0.0.1:9443", "webhok"},
+		"failurePolicy":             {"webhook.failurePolicy=Sometimes", "failurePolicy"},
+		"default action":            {"defaultPolicy.action=Block", "action"},
+		"unknown key":               {"webhok.url=https://127.0.0.1:9443", "webhok"},
+		"access mode":               {"layerCache.persistence.accessModes={ReadWriteSometimes}", "accessModes"},
+		"claim without a directory": {"layerCache.persistence.enabled=true,scan.layerCacheDir=", "scan.layerCacheDir"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := helm(t, "template", "embargo", chart, "--set", tc.set)

@@ -149,7 +149,18 @@ JSON. Fails when a rule lets the manager list or watch Secrets: it reads pull se
 {{- if ge $budget $timeout }}
 {{- fail (printf "scan.budget (%s) must be shorter than webhook.timeoutSeconds (%vs), or the API server gives up before Embargo answers; lower scan.budget or raise webhook.timeoutSeconds (max 30)" .Values.scan.budget .Values.webhook.timeoutSeconds) }}
 {{- end }}
+{{- if and .Values.layerCache.persistence.enabled (not .Values.scan.layerCacheDir) }}
+{{- fail "layerCache.persistence.enabled=true needs scan.layerCacheDir: the claim is mounted there (e.g. /scratch/layers)" }}
+{{- end }}
+{{- if and .Values.layerCache.persistence.enabled (not (hasPrefix "/" .Values.scan.layerCacheDir)) }}
+{{- fail (printf "scan.layerCacheDir (%q) must be an absolute path to mount layerCache.persistence at" .Values.scan.layerCacheDir) }}
+{{- end }}
 {{- if and .Values.certManager.enabled (not .Values.manager.enabled) }}
 {{- fail "certManager.enabled=true needs manager.enabled=true: the certificate is mounted into the in-cluster manager" }}
 {{- end }}
+{{- end }}
+
+{{/* The layer cache's PersistentVolumeClaim: the existing one, or the one the chart creates. */}}
+{{- define "embargo.layerCacheClaimName" -}}
+{{- .Values.layerCache.persistence.existingClaim | default (printf "%s-layer-cache" (include "embargo.fullname" .)) }}
 {{- end }}
