@@ -12,7 +12,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	kauth "github.com/google/go-containerregistry/pkg/authn/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
@@ -152,6 +154,20 @@ func readyCheck(c *Components) healthz.Checker {
 		}
 		return nil
 	}
+}
+
+// NewScheme returns the types the manager reads and writes: Kubernetes' built-in ones and
+// Embargo's CRDs. cmd/manager, the integration tests and hack/loadtest all build their clients
+// and managers on it.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // CacheOptions are the informer settings the manager needs: no managedFields anywhere, and

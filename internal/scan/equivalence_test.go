@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/embargo-dev/embargo/internal/policy"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
+	"github.com/embargo-dev/embargo/internal/test/memwatch"
 	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
@@ -235,38 +234,19 @@ func TestFileCountLimit(t *testing.T) {
 	img := must[v1.Image](t)(ti.ManyFiles(1_000_000))
 	ref := push(t, "limits/million-files", img)
 
-	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	stopWatch := memwatch.Start(20 * time.Millisecond)
 	e := newEngine(t, scan.Options{NoLayerCache: true})
 	_, err := scanImage(t, e, ref, nil)
-	close(stop)
-	<-sampled
+	peak, _ := stopWatch()
 	if !errors.Is(err, registry.ErrTooLarge) {
 		t.Fatalf("err = %v, want TooLarge", err)
 	}
 	if want := fmt.Sprintf("more than %d files", scan.DefaultMaxImageFiles); !strings.Contains(err.Error(), want) {
 		t.Errorf("message %q does not say %q", err, want)
 	}
-	t.Logf("peak heap in use while refusing a 1,000,000-file image: %d MiB", peak.Load()>>20)
-	if peak.Load() > 512<<20 {
-		t.Errorf("peak heap %d MiB, want under 512 MiB", peak.Load()>>20)
+	t.Logf("peak heap in use while refusing a 1,000,000-file image: %d MiB", peak>>20)
+	if peak > 512<<20 {
+		t.Errorf("peak heap %d MiB, want under 512 MiB", peak>>20)
 	}
 
 	// under a raised limit the same kind of image is scanned, every file listed

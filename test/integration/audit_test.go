@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +27,7 @@ import (
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/metrics"
+	"github.com/embargo-dev/embargo/internal/test/memwatch"
 	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
@@ -627,7 +626,7 @@ func TestAuditScale(t *testing.T) {
 	}
 	wantImages := (nImages + 4) / 5
 
-	mem := watchMemory()
+	mem := memwatch.Start(100 * time.Millisecond)
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -722,52 +721,6 @@ func TestAuditScale(t *testing.T) {
 	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB",
 		nPods, nImages, scans, wantViolating, created.Round(time.Millisecond), converged.Round(time.Millisecond), fromPolicy.Round(time.Millisecond),
 		peakHeap>>20, hwm>>20, size>>10)
-}
-
-// watchMemory samples the Go heap until the returned function is called, and resets the
-// kernel's peak-RSS mark so VmHWM covers this test only (best effort: other parallel tests and
-// the rest of the process share it).
-func watchMemory() func() (peakHeap, peakRSS uint64) {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
-	return func() (uint64, uint64) {
-		close(stop)
-		<-done
-		return peak.Load(), vmHWM()
-	}
-}
-
-func vmHWM() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // TestImageScanRescanOnPathRule: ImageScans keep only the files some path rule matches. A policy

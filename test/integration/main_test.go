@@ -21,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,7 +45,7 @@ var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
 	k8s       client.Client
-	scheme    = runtime.NewScheme()
+	scheme    *runtime.Scheme
 	reg       *ti.Registry
 	clock     *clocktesting.FakeClock
 	comps     *manager.Components
@@ -67,8 +66,9 @@ func run(m *testing.M) int {
 	} else {
 		logf.SetLogger(zap.New(zap.WriteTo(discard{})))
 	}
-	must(clientgoscheme.AddToScheme(scheme))
-	must(v1alpha1.AddToScheme(scheme))
+	var err error
+	scheme, err = manager.NewScheme() // the package's scheme, not a shadow
+	must(err)
 
 	root := filepath.Join("..", "..")
 	testEnv = &envtest.Environment{
@@ -77,7 +77,6 @@ func run(m *testing.M) int {
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
 		Scheme:                scheme,
 	}
-	var err error
 	cfg, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
