@@ -28,7 +28,6 @@ import (
 	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -40,23 +39,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/manager"
-	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
+	"github.com/embargo-dev/embargo/internal/test/inprocess"
 	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 const (
-	ownNamespace  = "embargo-system"
 	loadNamespace = "loadtest"
 	// Bounds on any run, whatever the flags say.
 	maxDuration = 5 * time.Minute
@@ -139,30 +132,21 @@ func run(c config) error {
 	} else {
 		logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	}
-	scheme, err := manager.NewScheme()
-	if err != nil {
-		return err
-	}
-
-	progress("starting kube-apiserver and etcd (envtest)")
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(c.root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(c.root, "config", "webhook")}, LocalServingHost: "127.0.0.1"},
-		Scheme:                scheme,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("starting envtest: %w", err)
-	}
+	progress("starting kube-apiserver, etcd (envtest) and the manager")
+	env, err := inprocess.Start(inprocess.Options{
+		Root: c.root,
+		Manager: manager.Options{
+			ExemptNamespaces: []string{"kube-system"},
+			Engine:           scan.Options{Platforms: []string{"linux/amd64"}},
+			Budget:           30 * time.Second, // the first (cold) review scans
+		},
+	})
 	defer func() { _ = env.Stop() }()
-	wio := &env.WebhookInstallOptions
-
-	reg, err := ti.NewRegistry()
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
+	k8s, reg, wio := env.Client, env.Registry, &env.Env.WebhookInstallOptions
+	ctx := context.Background()
 	i, err := img.build()
 	if err != nil {
 		return err
@@ -171,47 +155,7 @@ func run(c config) error {
 	if _, err := reg.Push("loadtest/"+c.image+":1", i); err != nil {
 		return err
 	}
-
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNamespace}}); err != nil {
-		return err
-	}
-
-	progress("starting the manager")
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  manager.CacheOptions(), // the informer settings cmd/manager ships with
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir}),
-	})
-	if err != nil {
-		return err
-	}
-	comps, err := manager.Setup(mgr, manager.Options{
-		Namespace:        ownNamespace,
-		ExemptNamespaces: []string{"kube-system"},
-		Engine: scan.Options{
-			Registry:  registry.Options{Insecure: []string{reg.Host}},
-			Platforms: []string{"linux/amd64"},
-			TempDir:   os.TempDir(),
-		},
-		Budget: 30 * time.Second, // the first (cold) review scans
-	})
-	if err != nil {
-		return err
-	}
-	mgrErr := make(chan error, 1)
-	go func() { mgrErr <- mgr.Start(ctx) }()
-	embargoURL := "https://" + net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort)) + manager.WorkloadsPath
-	if err := waitTLS(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort)), mgrErr); err != nil {
-		return err
-	}
+	embargoURL := "https://" + env.WebhookAddr + manager.WorkloadsPath
 
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: loadNamespace, Labels: map[string]string{"embargo-loadtest": "true"}}}); err != nil {
 		return err
@@ -227,8 +171,10 @@ func run(c config) error {
 	if err := k8s.Create(ctx, pol); err != nil {
 		return fmt.Errorf("creating the VendorPolicy: %w", err)
 	}
-	if err := waitPolicy(ctx, comps, pol.Name); err != nil {
-		return err
+	for deadline := time.Now().Add(30 * time.Second); env.PolicyCached(ctx, pol.Name, true) != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("VendorPolicy %s did not reach the manager's cache", pol.Name)
+		}
 	}
 
 	body, err := reviewBody(imageRef)
@@ -285,7 +231,7 @@ func run(c config) error {
 		}
 	}
 	select {
-	case err := <-mgrErr:
+	case err := <-env.Done():
 		return fmt.Errorf("manager stopped: %w", err)
 	default:
 	}
@@ -519,38 +465,4 @@ func startNoop(certFile, keyFile string) (*noopServer, error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return &noopServer{url: "https://" + l.Addr().String() + "/validate", srv: srv}, nil
-}
-
-func waitTLS(addr string, mgrErr <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-mgrErr:
-			return fmt.Errorf("manager stopped: %w", err)
-		default:
-		}
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("webhook server on %s did not come up", addr)
-}
-
-func waitPolicy(ctx context.Context, comps *manager.Components, name string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		list, _, err := comps.Policies.List(ctx)
-		if err == nil {
-			for _, c := range list {
-				if c.Name == name {
-					return nil
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("VendorPolicy %s did not reach the manager's cache", name)
 }

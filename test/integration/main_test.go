@@ -8,9 +8,7 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,18 +21,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/manager"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/scan"
+	"github.com/embargo-dev/embargo/internal/test/inprocess"
 	ti "github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
@@ -49,6 +45,7 @@ var (
 	reg       *ti.Registry
 	clock     *clocktesting.FakeClock
 	comps     *manager.Components
+	harness   *inprocess.Env
 	testStart = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 )
 
@@ -66,86 +63,34 @@ func run(m *testing.M) int {
 	} else {
 		logf.SetLogger(zap.New(zap.WriteTo(discard{})))
 	}
-	var err error
-	scheme, err = manager.NewScheme() // the package's scheme, not a shadow
-	must(err)
-
-	root := filepath.Join("..", "..")
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
-		Scheme:                scheme,
-	}
-	cfg, err = testEnv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
-		return 1
-	}
-	defer func() { _ = testEnv.Stop() }()
-
-	reg, err = ti.NewRegistry()
+	clock = clocktesting.NewFakeClock(testStart)
+	env, err := inprocess.Start(inprocess.Options{
+		Root:           filepath.Join("..", ".."),
+		WebhookConfigs: true,
+		Manager: manager.Options{
+			Namespace:        OwnNamespace,
+			ExemptNamespaces: []string{"kube-system"},
+			Engine: scan.Options{
+				Registry:  registry.Options{Insecure: []string{"*"}},
+				Platforms: []string{"linux/amd64"},
+			},
+			Budget: 3 * time.Second,
+			Clock:  clock,
+		},
+	})
+	defer func() { _ = env.Stop() }()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer reg.Close()
-
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	must(err)
-	for _, ns := range []string{OwnNamespace} {
-		must(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	}
-
-	clock = clocktesting.NewFakeClock(testStart)
-	wio := &testEnv.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  manager.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir}),
-	})
-	must(err)
-	comps, err = manager.Setup(mgr, manager.Options{
-		Namespace:        OwnNamespace,
-		ExemptNamespaces: []string{"kube-system"},
-		Engine: scan.Options{
-			Registry:  registry.Options{Insecure: []string{"*"}},
-			Platforms: []string{"linux/amd64"},
-			TempDir:   os.TempDir(),
-		},
-		Budget: 3 * time.Second,
-		Clock:  clock,
-	})
-	must(err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	testEnv, cfg, scheme, k8s, reg, comps, harness = env.Env, env.Config, env.Scheme, env.Client, env.Registry, env.Components, env
 	go func() {
-		if err := mgr.Start(ctx); err != nil {
+		if err := <-env.Done(); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			os.Exit(1)
 		}
 	}()
-	if err := waitForWebhook(wio.LocalServingHost, wio.LocalServingPort); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	return m.Run()
-}
-
-func waitForWebhook(host string, port int) error {
-	addr := net.JoinHostPort(host, fmt.Sprint(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("webhook server on %s did not come up", addr)
 }
 
 type discard struct{}
@@ -199,21 +144,7 @@ func newPolicy(t testing.TB, ns string, spec v1alpha1.VendorPolicySpec) *v1alpha
 }
 
 func policyCached(name string, want bool) error {
-	list, invalid, err := comps.Policies.List(context.Background())
-	if err != nil {
-		return err
-	}
-	have := false
-	for _, c := range list {
-		have = have || c.Name == name
-	}
-	for _, b := range invalid {
-		have = have || b.Policy.Name == name
-	}
-	if have != want {
-		return fmt.Errorf("policy %s cached = %v, want %v", name, have, want)
-	}
-	return nil
+	return harness.PolicyCached(context.Background(), name, want)
 }
 
 // eventually retries f until it returns nil or timeout passes.
