@@ -73,16 +73,25 @@ func repository(ref string) string {
 // containerDigest is the digest c runs: the status's imageID, the digest its spec pins, or what
 // its tag last resolved to in namespace (the PodScanner's resolutions); "" when none is known yet.
 func containerDigest(tags *registry.TagCache, namespace string, c container) string {
-	if c.Running != "" {
-		return pinnedDigest(c.Running)
-	}
-	if d := pinnedDigest(c.Image); d != "" {
+	if d, known := podDigest(c); known {
 		return d
 	}
 	if r, ok := tags.Get(namespace, c.Image); ok {
 		return r.Target.Digest.String()
 	}
 	return ""
+}
+
+// podDigest is the part of containerDigest the pod alone answers: the status's imageID, else the
+// digest the spec pins. known is false when only the tag cache can tell (the digest is then "").
+func podDigest(c container) (digest string, known bool) {
+	if c.Running != "" {
+		return pinnedDigest(c.Running), true
+	}
+	if d := pinnedDigest(c.Image); d != "" {
+		return d, true
+	}
+	return "", false
 }
 
 func podKeychain(keychains registry.KeychainFunc, pod *corev1.Pod) authn.Keychain {

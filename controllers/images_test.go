@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embargo-dev/embargo/internal/registry"
 )
@@ -79,6 +81,56 @@ func TestPodContainers(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, podContainers(pod)); diff != "" {
 		t.Errorf("podContainers (-want +got):\n%s", diff)
+	}
+}
+
+func TestPodDigests(t *testing.T) {
+	tests := map[string]struct {
+		pod  *corev1.Pod
+		want []string
+	}{
+		"status, pin, tag, once each": {&corev1.Pod{
+			Spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{{Name: "init", Image: "busybox:1"}},
+				Containers:     []corev1.Container{{Name: "app", Image: "app:1"}, {Name: "side", Image: "side@" + dgB}, {Name: "side2", Image: "side2@" + dgB}},
+			},
+			Status: corev1.PodStatus{
+				InitContainerStatuses: []corev1.ContainerStatus{{Name: "init", ImageID: "docker-pullable://busybox@" + dgA}},
+				// a local image id tells nothing: the tag cache must answer
+				ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ImageID: "sha256:" + dgA[7:]}},
+			},
+		}, []string{dgA, UnresolvedDigest, dgB}},
+		// the audit reads the running digest, never the pin it replaced
+		"running beats pin": {&corev1.Pod{
+			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app@" + dgB}}},
+			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ImageID: "app@" + dgA}}},
+		}, []string{dgA}},
+		"not a pod": {nil, nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var obj client.Object = &corev1.Service{}
+			if tc.pod != nil {
+				obj = tc.pod
+			}
+			got := podDigests(obj)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("podDigests (-want +got):\n%s", diff)
+			}
+			// whatever the index gives as a digest is what the audit judges the container by
+			if tc.pod == nil {
+				return
+			}
+			for _, c := range podContainers(tc.pod) {
+				d := containerDigest(registry.NewTagCache(0), tc.pod.Namespace, c)
+				if d == "" {
+					d = UnresolvedDigest
+				}
+				if !slices.Contains(got, d) {
+					t.Errorf("container %s runs %s for the audit, not in the index %v", c.Name, d, got)
+				}
+			}
+		})
 	}
 }
 

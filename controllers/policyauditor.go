@@ -46,8 +46,10 @@ type RecordSource interface {
 }
 
 // PolicyAuditor writes each VendorPolicy's status from what runs in the cluster: pods joined
-// with ImageScan records, never a registry call. Pod, ImageScan and Namespace changes re-audit
-// every policy after a short debounce, so a burst of a thousand pod events costs a few audits.
+// with ImageScan records, never a registry call. Pod and Namespace changes re-audit every policy
+// after a short debounce, so a burst of a thousand pod events costs a few audits; an ImageScan
+// change re-audits, after the same debounce, only the policies selecting a pod that runs its
+// digest (found through a field index on Pods by digest).
 type PolicyAuditor struct {
 	Client   client.Client
 	Policies *policy.Set
@@ -71,16 +73,47 @@ type PolicyAuditor struct {
 	reported map[string]map[string]bool
 }
 
-// SetupWithManager registers the controller; it runs on the leader only.
+// PodDigestIndex is the field index on Pods, in the manager's cache, by the digests their
+// containers run as far as the pod itself says (status imageID, else the spec's pinned digest;
+// see podDigest). A container that says neither is indexed under UnresolvedDigest: only the
+// tag cache knows what it runs.
+const (
+	PodDigestIndex   = "embargo.dev/digest"
+	UnresolvedDigest = "unresolved"
+)
+
+// podDigests are the values of PodDigestIndex for obj.
+func podDigests(obj client.Object) []string {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, c := range podContainers(pod) {
+		d, known := podDigest(c)
+		if !known {
+			d = UnresolvedDigest
+		}
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// SetupWithManager registers the controller and the Pod digest index; it runs on the leader only.
 func (r *PolicyAuditor) SetupWithManager(mgr ctrl.Manager) error {
 	r.defaults()
-	all := r.enqueueAll()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, PodDigestIndex, podDigests); err != nil {
+		return fmt.Errorf("indexing pods by digest: %w", err)
+	}
+	all := r.enqueue(r.allPolicies)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("policyauditor").
 		For(&v1alpha1.VendorPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Pod{}, all, builder.WithPredicates(podAuditChanged(r.Exempt))).
 		// a new record or outcome matters; the ImageScans controller's findings recomputes do not
-		Watches(&v1alpha1.ImageScan{}, all, builder.WithPredicates(scanOutcomeChanged())).
+		Watches(&v1alpha1.ImageScan{}, r.enqueue(r.policiesRunning), builder.WithPredicates(scanOutcomeChanged())).
 		Watches(&corev1.Namespace{}, all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.poke, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
@@ -128,33 +161,120 @@ func (r *PolicyAuditor) Poke() {
 	}
 }
 
-// enqueueAll maps any event to every policy, delayed by Debounce: the queue holds each policy
-// once, so events arriving meanwhile fold into one audit.
-func (r *PolicyAuditor) enqueueAll() handler.EventHandler {
-	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		var list v1alpha1.VendorPolicyList
-		if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing VendorPolicies to re-audit")
-			return
-		}
-		for i := range list.Items {
-			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}, r.Debounce)
+// enqueue maps each event's object to the policies to re-audit, delayed by Debounce: the queue
+// holds each policy once, so events arriving meanwhile fold into one audit.
+func (r *PolicyAuditor) enqueue(policies func(context.Context, client.Object) []string) handler.EventHandler {
+	add := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, name := range policies(ctx, obj) {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}, r.Debounce)
 		}
 	}
 	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
 		},
-		UpdateFunc: func(ctx context.Context, _ event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
 		},
-		DeleteFunc: func(ctx context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
 		},
-		GenericFunc: func(ctx context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q)
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
 		},
 	}
+}
+
+// allPolicies names every policy: a pod, namespace or tag change may concern any of them.
+func (r *PolicyAuditor) allPolicies(ctx context.Context, _ client.Object) []string {
+	var list v1alpha1.VendorPolicyList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing VendorPolicies to re-audit")
+		return nil
+	}
+	out := make([]string, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, list.Items[i].Name)
+	}
+	return out
+}
+
+// policiesRunning names the policies an ImageScan's change concerns: those that select at least
+// one pod running its digest, by the same selection the audit applies. Other policies judge
+// no container of that digest, so their verdicts cannot change. When the answer cannot be
+// computed, every policy is re-audited: too many audits rather than a stale status.
+func (r *PolicyAuditor) policiesRunning(ctx context.Context, obj client.Object) []string {
+	is, ok := obj.(*v1alpha1.ImageScan)
+	if !ok || is.Spec.Digest == "" {
+		return nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	pods, err := r.podsRunning(ctx, is.Spec.Digest)
+	if err != nil {
+		log.Error(err, "listing the pods of a digest; re-auditing every policy", logKeyDigest, is.Spec.Digest)
+		return r.allPolicies(ctx, obj)
+	}
+	if len(pods) == 0 {
+		return nil
+	}
+	compiled, _, err := r.Policies.List(ctx) // a policy that does not compile is not audited
+	if err != nil {
+		log.Error(err, "listing policies; re-auditing every policy", logKeyDigest, is.Spec.Digest)
+		return r.allPolicies(ctx, obj)
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, p := range pods {
+		if _, ok := nsLabels[p.Namespace]; ok {
+			continue
+		}
+		var ns corev1.Namespace
+		if err := r.Client.Get(ctx, client.ObjectKey{Name: p.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
+			log.Error(err, "reading a namespace; re-auditing every policy", logKeyDigest, is.Spec.Digest)
+			return r.allPolicies(ctx, obj)
+		}
+		nsLabels[p.Namespace] = ns.Labels // none when gone, as in snapshot
+	}
+	var out []string
+	for _, c := range compiled {
+		if slices.ContainsFunc(pods, func(p *corev1.Pod) bool {
+			return c.Selects(p.Namespace, nsLabels[p.Namespace], p.Labels, r.Exempt)
+		}) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// podsRunning returns the auditable pods (from the cache, read only) with a container that
+// runs digest, as snapshot would judge it: by the digest index, and among the pods only the
+// tag cache can answer for, by their tags' resolutions.
+func (r *PolicyAuditor) podsRunning(ctx context.Context, digest string) ([]*corev1.Pod, error) {
+	var byDigest, unresolved corev1.PodList
+	if err := r.Client.List(ctx, &byDigest, client.MatchingFields{PodDigestIndex: digest}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	if err := r.Client.List(ctx, &unresolved, client.MatchingFields{PodDigestIndex: UnresolvedDigest}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for i := range byDigest.Items {
+		if pod := &byDigest.Items[i]; auditable(pod, r.Exempt) {
+			out = append(out, pod)
+		}
+	}
+	for i := range unresolved.Items {
+		pod := &unresolved.Items[i]
+		if !auditable(pod, r.Exempt) || slices.ContainsFunc(out, func(p *corev1.Pod) bool { return p.UID == pod.UID }) {
+			continue
+		}
+		if slices.ContainsFunc(podContainers(pod), func(c container) bool {
+			_, known := podDigest(c)
+			return !known && containerDigest(r.Tags, pod.Namespace, c) == digest
+		}) {
+			out = append(out, pod)
+		}
+	}
+	return out, nil
 }
 
 // podAuditChanged passes pod changes that can change a verdict.
@@ -185,6 +305,7 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		if apierrors.IsNotFound(err) {
 			r.forget(req.Name)
 			r.Reports.forget(req.Name)
+			metrics.AuditEvaluations.DeleteLabelValues(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -216,6 +337,7 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	ev := evaluate(c, pods, nsLabels, r.Exempt, r.recordsFor(ctx), now)
+	metrics.AuditEvaluations.WithLabelValues(vp.Name).Inc()
 	st := auditStatus(&vp.Status, vp.Generation, c, ev, now)
 	// metrics and events first: whoever sees the new status finds them consistent
 	r.setMetrics(ctx, vp.Name, ev)

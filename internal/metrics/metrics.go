@@ -57,6 +57,13 @@ var (
 		Help: "ImageScan status updates written by this replica.",
 	})
 
+	// AuditEvaluations counts audits of one policy over the cluster's pods (each evaluates every
+	// pod it selects): what a cluster change costs the leader.
+	AuditEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_audit_evaluations_total",
+		Help: "Audits of a VendorPolicy over the pods it selects, by policy.",
+	}, []string{"policy"})
+
 	// StatusWrites counts VendorPolicy status writes; only the leader writes.
 	StatusWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "embargo_policy_status_writes_total",
@@ -65,5 +72,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites)
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites, AuditEvaluations)
 }

@@ -796,3 +796,97 @@ func TestImageScanRescanOnPathRule(t *testing.T) {
 		t.Errorf("rescanned record keeps %v (%v), want /opt/acme/bin/agent only", rec, err)
 	}
 }
+
+// TestAuditImageScanScope: an ImageScan change re-audits only the policies that select a pod
+// running its digest. Policy A selects namespace A, where one pod pins digest a in its spec and
+// one names tag t (only the tag cache knows its digest); policy B selects namespace B, whose pod
+// reports digest b in status.imageID. Recording a rescan of a, t's digest, then b audits the
+// policy of that namespace once (embargo_audit_evaluations_total) and the other not at all.
+// Not parallel: the parallel tests' pods come and go, and pod changes re-audit every policy.
+func TestAuditImageScanScope(t *testing.T) {
+	ctx := context.Background()
+	nsA, nsB := newNamespace(t), newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, nsA); deleteAllPods(t, nsB) })
+	push := func(repo string) (tagRef, digestRef string) {
+		t.Helper()
+		img, err := variant(true, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digestRef, err = reg.Push(repo+":1", img); err != nil {
+			t.Fatal(err)
+		}
+		return reg.Ref(repo + ":1"), digestRef
+	}
+	_, pinned := push("scope/" + nsA + "-pinned")
+	tagged, taggedDigest := push("scope/" + nsA + "-tagged")
+	bTag, bDigest := push("scope/" + nsB)
+	create(t, podOf(nsA, "pinned", pinned, nil, "", ""), podOf(nsA, "tagged", tagged, nil, "", ""))
+	bPod := podOf(nsB, "running", bTag, nil, "", "")
+	create(t, bPod)
+	setRunning(t, bPod, bDigest)
+	digestOf := func(ref string) string { return ref[strings.Index(ref, "@")+1:] }
+
+	// every digest scanned and its ImageScan written, as the manager's cache sees it, before the
+	// policies exist: what follows is the policies' own audits only
+	for _, ref := range []string{pinned, taggedDigest, bDigest} {
+		eventually(t, 60*time.Second, func() error {
+			var is v1alpha1.ImageScan
+			if err := comps.Policies.Reader.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digestOf(ref))}, &is); err != nil {
+				return err
+			}
+			if is.Status.Phase != v1alpha1.ImageScanScanned || is.Status.ObservedGeneration != is.Generation {
+				return fmt.Errorf("ImageScan of %s: phase %q, observedGeneration %d of %d", ref, is.Status.Phase, is.Status.ObservedGeneration, is.Generation)
+			}
+			return nil
+		})
+	}
+	pA := newPolicy(t, nsA, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	pB := newPolicy(t, nsB, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	waitStatus(t, pA.Name, 60*time.Second, wantCounts(counts{2, 2, 2, 2, 0}))
+	waitStatus(t, pB.Name, 60*time.Second, wantCounts(counts{1, 1, 1, 1, 0}))
+	auditedSince(t, pA.Name)
+	auditedSince(t, pB.Name)
+
+	evaluations := func(policy string) float64 {
+		return testutil.ToFloat64(metrics.AuditEvaluations.WithLabelValues(policy))
+	}
+	for _, tc := range []struct {
+		name, digest  string
+		target, other string
+	}{
+		{"pinned in namespace A's spec", digestOf(pinned), pA.Name, pB.Name},
+		{"tag in namespace A, resolved by the tag cache", digestOf(taggedDigest), pA.Name, pB.Name},
+		{"status imageID in namespace B", digestOf(bDigest), pB.Name, pA.Name},
+	} {
+		rec, ok := comps.Engine.Lookup(ctx, tc.digest)
+		if !ok {
+			t.Fatalf("%s: no record for %s", tc.name, tc.digest)
+		}
+		target, other := evaluations(tc.target), evaluations(tc.other)
+		// a rescan recorded: the ImageScan's scannedAt moves (seconds in the API)
+		rescan := *rec
+		rescan.ScannedAt = rec.ScannedAt.Add(time.Minute)
+		if err := comps.Store.Write(ctx, &rescan); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		eventually(t, 30*time.Second, func() error {
+			if n := evaluations(tc.target) - target; n < 1 {
+				return fmt.Errorf("%s: %v audits of the policy running it since the rescan", tc.name, n)
+			}
+			return nil
+		})
+		// a barrier: a poke of the target audited after the rescan's audit, with the auditor's
+		// queue empty and idle; any audit the rescan queued for the other policy (at the same
+		// instant, with the same debounce) has run by then
+		auditedSince(t, tc.target)
+		if n := evaluations(tc.target) - target; n != 2 {
+			t.Errorf("%s: %v audits of policy %s, want 2 (the rescan's and the poke's)", tc.name, n, tc.target)
+		}
+		if n := evaluations(tc.other) - other; n != 0 {
+			t.Errorf("%s: %v audits of policy %s, which selects no pod running it; want 0", tc.name, n, tc.other)
+		}
+	}
+	waitStatus(t, pA.Name, time.Second, wantCounts(counts{2, 2, 2, 2, 0}))
+	waitStatus(t, pB.Name, time.Second, wantCounts(counts{1, 1, 1, 1, 0}))
+}
