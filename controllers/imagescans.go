@@ -252,7 +252,7 @@ func (r *ImageScans) update(ctx context.Context, is *v1alpha1.ImageScan, rec *ca
 		st.Platforms = rec.Platforms
 		st.PackageCount = rec.PackageCount
 		st.Record = encoded
-		st.Message = ""
+		st.Message = unusableAttached(rec)
 		st.Failures = 0
 	} else if st.Phase == v1alpha1.ImageScanScanned {
 		var err error
@@ -361,4 +361,16 @@ func (r *ImageScans) forget(name string) {
 		metrics.ImagesScanned.WithLabelValues(string(prev)).Dec()
 		delete(r.phases, name)
 	}
+}
+
+// unusableAttached names the SBOMs attached to rec's image that could not be read, for the
+// status message of a scan that stands without them ("" when there are none).
+func unusableAttached(rec *cache.Record) string {
+	var lines []string
+	for i := range rec.Inventories {
+		if msg := rec.Inventories[i].Unusable(); msg != "" {
+			lines = append(lines, msg)
+		}
+	}
+	return decision.Clip(strings.Join(lines, "; "), 1024)
 }

@@ -47,6 +47,12 @@ func response(kind, name string, d decision.Decision) admission.Response {
 				warn(warning(ct, group[0].Finding, p))
 			}
 		}
+		if p.Action == v1alpha1.ActionDeny || p.Action == v1alpha1.ActionWarn {
+			for _, u := range p.Unusable {
+				// short enough for the warning limit; the ImageScan's message has the whole line
+				warn(fmt.Sprintf("embargo: %s %q: attached SBOM %s unusable: %s", u.Container.Kind, u.Container.Name, registry.ShortDigest(u.Source.Digest), u.Source.Error))
+			}
+		}
 		for _, se := range p.ScanErrors {
 			ct := se.Container
 			if se.Outcome == decision.Deny {

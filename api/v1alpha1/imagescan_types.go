@@ -112,7 +112,8 @@ type ImageScanStatus struct {
 	// whole SBOM.
 	// +optional
 	Record []byte `json:"record,omitempty"`
-	// Message explains a failure.
+	// Message explains a failure; on a scanned image, it names the attached SBOMs that could
+	// not be read (the findings stand without them).
 	// +optional
 	Message string `json:"message,omitempty"`
 	// Failures counts consecutive failed attempts; retries back off with it.

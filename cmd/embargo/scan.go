@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
-	"github.com/embargo-dev/embargo/internal/attached"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
 	"github.com/embargo-dev/embargo/internal/decision"
@@ -98,7 +97,7 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep analysed layers in `DIR` for later scans (size-bounded; \"\" keeps them in memory only)")
 	fs.BoolVar(&f.noCache, "no-cache", false, "analyse every layer again; use no layer cache")
 	fs.Int64Var(&f.maxFiles, "max-image-files", scan.DefaultMaxImageFiles, "refuse (as too large) an image whose layers hold more files than this")
-	fs.BoolVar(&f.attached, "attached-sboms", true, "also match the SBOMs images carry (BuildKit attestations); findings from them say \"declared by\"")
+	fs.BoolVar(&f.attached, "attached-sboms", true, "also match the SBOMs images carry (BuildKit attestations, OCI referrers, cosign .sbom/.att tags); findings from them say \"declared by\"")
 	pos, done, code := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -326,8 +325,9 @@ type judge struct {
 }
 
 // findings judges one target's inventories with every policy; forms are the other names an
-// exception may know it by.
-func (j judge) findings(target, digest string, forms []string, invs []match.Inventory) []report.Finding {
+// exception may know it by. warnings name the attached SBOMs a policy would have counted but
+// could not read.
+func (j judge) findings(target, digest string, forms []string, invs []match.Inventory) (findings []report.Finding, warnings []string) {
 	d := decision.Decide(decision.Input{
 		Policies:  j.policies,
 		Namespace: j.namespace,
@@ -336,13 +336,18 @@ func (j judge) findings(target, digest string, forms []string, invs []match.Inve
 			Kind: "image", Name: target, Image: target, Digest: digest, Forms: forms, Inventories: invs,
 		}},
 	})
-	out := []report.Finding{}
+	findings = []report.Finding{}
 	for _, p := range d.Policies {
 		for _, f := range append(slices.Clip(p.Kept), p.Excepted...) {
-			out = append(out, reportFinding(p, f))
+			findings = append(findings, reportFinding(p, f))
+		}
+		for _, u := range p.Unusable {
+			if !slices.Contains(warnings, u.Message) {
+				warnings = append(warnings, u.Message)
+			}
 		}
 	}
-	return out
+	return findings, warnings
 }
 
 func reportFinding(p decision.PolicyDecision, f decision.Finding) report.Finding {
@@ -385,8 +390,7 @@ func (j judge) image(ctx context.Context, eng *scan.Engine, image string, timeou
 		if err == nil {
 			res.Platforms = rec.Platforms
 			res.PackageCount = rec.PackageCount
-			res.Findings = j.findings(image, res.Digest, []string{target.Ref.String()}, rec.Inventories)
-			res.Warnings = attached.Errors(rec.Inventories)
+			res.Findings, res.Warnings = j.findings(image, res.Digest, []string{target.Ref.String()}, rec.Inventories)
 			return res
 		}
 	}
@@ -441,7 +445,7 @@ func (j judge) sbomFile(file string) report.Result {
 		res.Platforms = []string{inv.Platform}
 	}
 	res.PackageCount = len(inv.Packages)
-	res.Findings = j.findings(file, res.Digest, nil, []match.Inventory{inv})
+	res.Findings, _ = j.findings(file, res.Digest, nil, []match.Inventory{inv})
 	return res
 }
 

@@ -60,7 +60,7 @@ func Platform(ctx context.Context, pi registry.PlatformImage) []match.Inventory 
 func readLayer(ctx context.Context, platform, kind string, img v1.Image, desc v1.Descriptor) match.Inventory {
 	src := desc.Digest.String()
 	if desc.Size > MaxDocumentBytes {
-		return failed(platform, kind, src, fmt.Errorf("the document is %d bytes, over the %d MiB limit", desc.Size, MaxDocumentBytes>>20))
+		return failed(platform, kind, src, fmt.Errorf("too large: %d bytes, over the %d MiB limit", desc.Size, MaxDocumentBytes>>20))
 	}
 	layer, err := img.LayerByDigest(desc.Digest)
 	if err != nil {
@@ -76,7 +76,7 @@ func readLayer(ctx context.Context, platform, kind string, img v1.Image, desc v1
 		return failed(platform, kind, src, fmt.Errorf("reading the document: %w", err))
 	}
 	if len(data) > MaxDocumentBytes {
-		return failed(platform, kind, src, fmt.Errorf("the document is over the %d MiB limit", MaxDocumentBytes>>20))
+		return failed(platform, kind, src, fmt.Errorf("too large: over the %d MiB limit", MaxDocumentBytes>>20))
 	}
 	doc, err := sbomfile.DecodeDocument(bytes.NewReader(data))
 	if err != nil {
@@ -93,19 +93,4 @@ func failed(platform, kind, digest string, err error) match.Inventory {
 		err = errors.New("unknown error")
 	}
 	return match.Inventory{Platform: platform, Source: &match.Source{Kind: kind, Digest: digest, Error: err.Error()}}
-}
-
-// Errors lists the attached documents of invs that could not be used, one line each.
-func Errors(invs []match.Inventory) []string {
-	var out []string
-	for _, inv := range invs {
-		if inv.Source != nil && inv.Source.Error != "" {
-			of := inv.Platform
-			if of == "" {
-				of = "the index"
-			}
-			out = append(out, fmt.Sprintf("attached SBOM %s (%s) of %s ignored: %s", inv.Source.Digest, inv.Source.Kind, of, inv.Source.Error))
-		}
-	}
-	return out
 }

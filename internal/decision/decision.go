@@ -126,6 +126,10 @@ type PolicyDecision struct {
 	Excepted []Finding
 	// ScanErrors are containers that could not be checked, with what onScanError made of them.
 	ScanErrors []ScanError
+	// Unusable are the SBOMs attached to the containers' images that the policy would have
+	// counted (spec.sbom.attached: Evidence) but that could not be read. They change no
+	// outcome: the judgement stands on the rest of the evidence, and this says what it lacked.
+	Unusable []Unusable
 	// Outcome is the strongest outcome of Kept and ScanErrors.
 	Outcome Outcome
 }
@@ -152,6 +156,15 @@ type ScanError struct {
 	// onScanError Deny, Warn (admitted with a warning) under Allow.
 	OnScanError v1alpha1.ScanErrorAction
 	Outcome     Outcome
+}
+
+// Unusable is one attached SBOM of a container's image that could not be used.
+type Unusable struct {
+	Container *Container
+	// Source is the document, with the reason in its Error.
+	Source *match.Source
+	// Message names the document, its platform and the reason: match.Inventory.Unusable.
+	Message string
 }
 
 // Decide judges in.Containers with in.Policies at in.Now.
@@ -182,6 +195,13 @@ func decidePolicy(c *policy.Compiled, in Input) PolicyDecision {
 			pd.Outcome = max(pd.Outcome, se.Outcome)
 			pd.ScanErrors = append(pd.ScanErrors, se)
 			continue
+		}
+		if c.UsesAttached() {
+			for j := range ct.Inventories {
+				if msg := ct.Inventories[j].Unusable(); msg != "" {
+					pd.Unusable = append(pd.Unusable, Unusable{Container: ct, Source: ct.Inventories[j].Source, Message: msg})
+				}
+			}
 		}
 		var found []match.Finding
 		if ct.Digest != "" {

@@ -75,6 +75,7 @@ type policyOutcome struct {
 	Kept       []string // container/package
 	Excepted   []string // container/package: reason
 	ScanErrors []string // container: reason -> outcome
+	Unusable   []string // container: attached SBOM message
 }
 
 func summarize(d Decision) outcome {
@@ -92,6 +93,9 @@ func summarize(d Decision) outcome {
 		}
 		for _, se := range p.ScanErrors {
 			po.ScanErrors = append(po.ScanErrors, se.Container.Name+": "+se.Reason+" -> "+se.Outcome.String())
+		}
+		for _, u := range p.Unusable {
+			po.Unusable = append(po.Unusable, u.Container.Name+": "+u.Message)
 		}
 		o.Policies[p.Policy] = po
 	}
@@ -117,6 +121,15 @@ func TestDecide(t *testing.T) {
 	clean := container("side", "reg.example/clean:1", "sha256:3333", []match.Inventory{{Packages: []match.Package{{Name: "bash"}}}})
 	gone := Container{Kind: "init container", Name: "init", Image: "reg/gone:1", Err: fmt.Errorf("resolving: %w", notFound)}
 	pending := Container{Kind: "container", Name: "late", Image: "reg/late:1", Digest: "sha256:4444", Err: ErrNotScanned}
+	// scanned clean; one attached SBOM declares acme-agent, another could not be read
+	declared := container("app", "reg.example/declared:1", "sha256:5555", []match.Inventory{
+		{Platform: "linux/amd64", Packages: []match.Package{{Name: "bash"}}},
+		{Platform: "linux/amd64", Source: &match.Source{Kind: match.SourceReferrer, Digest: "sha256:0123456789abcdef", Format: "spdx-json"},
+			Packages: acmeInv("acme-agent")[0].Packages[:1]},
+		{Platform: "linux/amd64", Source: &match.Source{Kind: match.SourceReferrer, Digest: "sha256:fedcba9876543210", Error: "too large: 42 bytes"}},
+	})
+	ignore := compile(t, "ignore", v1alpha1.VendorPolicySpec{SBOM: v1alpha1.SBOMSpec{Attached: v1alpha1.AttachedSBOMIgnore}})
+	unusable := "app: attached SBOM sha256:fedcba987654 (oci-referrer) of linux/amd64 unusable: too large: 42 bytes"
 
 	cases := map[string]struct {
 		policies   []*policy.Compiled
@@ -197,6 +210,15 @@ func TestDecide(t *testing.T) {
 			policies: []*policy.Compiled{audit}, containers: []Container{app}, at: date("2030-01-01T00:00:00Z"),
 			want: outcome{Outcome: "Audit", Policies: map[string]policyOutcome{"audit": {
 				Action: v1alpha1.ActionAudit, Outcome: "Audit", Kept: []string{"app/acme-agent"}}}},
+		},
+		"attached SBOM declares the package; another is unusable": {
+			policies: []*policy.Compiled{failOpen}, containers: []Container{declared}, at: date("2030-01-01T00:00:00Z"),
+			want: outcome{Outcome: "Deny", Policies: map[string]policyOutcome{"open": {
+				Action: v1alpha1.ActionDeny, Outcome: "Deny", Kept: []string{"app/acme-agent"}, Unusable: []string{unusable}}}},
+		},
+		"attached SBOMs ignored: neither the package nor the unusable document counts": {
+			policies: []*policy.Compiled{ignore}, containers: []Container{declared}, at: date("2030-01-01T00:00:00Z"),
+			want: outcome{Outcome: "Allow", Policies: map[string]policyOutcome{"ignore": {Action: v1alpha1.ActionDeny, Outcome: "Allow"}}},
 		},
 		"two policies select one pod: the strongest wins": {
 			policies: []*policy.Compiled{warn, audit, excepted}, namespace: "lab", containers: []Container{app, clean}, at: date("2030-01-01T00:00:00Z"),

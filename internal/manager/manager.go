@@ -231,11 +231,7 @@ func (r *rules) Findings(ctx context.Context, invs []match.Inventory) ([]match.F
 	if err != nil {
 		return nil, err
 	}
-	var out []match.Finding
-	for _, inv := range invs {
-		out = append(out, match.Match(inv, vendors)...)
-	}
-	return out, nil
+	return match.MatchAll(invs, vendors), nil
 }
 
 // PathRules implements controllers.Rules.

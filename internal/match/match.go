@@ -120,6 +120,21 @@ func (s *Source) String() string {
 	return b
 }
 
+// Unusable is why inv, an attached document, could not be used, naming the document and the
+// platform it was attached to: "attached SBOM sha256:0123456789ab (oci-referrer) of linux/amd64
+// unusable: ...". It is "" for a usable document and for what a scan found. Matching skips such a
+// document; the rest of the image's evidence stands.
+func (inv *Inventory) Unusable() string {
+	if inv.Source == nil || inv.Source.Error == "" {
+		return ""
+	}
+	of := inv.Platform
+	if of == "" {
+		of = "the index"
+	}
+	return fmt.Sprintf("attached SBOM %s (%s) of %s unusable: %s", shortDigest(inv.Source.Digest), inv.Source.Kind, of, inv.Source.Error)
+}
+
 func shortDigest(d string) string {
 	if len(d) > len("sha256:")+12 {
 		return d[:len("sha256:")+12]

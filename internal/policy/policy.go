@@ -277,10 +277,16 @@ func isComment(doc []byte) bool {
 	return true
 }
 
+// UsesAttached reports whether the policy counts the SBOMs images carry (spec.sbom.attached is
+// not Ignore).
+func (c *Compiled) UsesAttached() bool {
+	return c.Spec.SBOM.Attached != v1alpha1.AttachedSBOMIgnore
+}
+
 // Match runs the policy's vendors over inventories: the scanned ones, and the attached SBOMs'
 // unless spec.sbom.attached is Ignore.
 func (c *Compiled) Match(invs []match.Inventory) []match.Finding {
-	if c.Spec.SBOM.Attached == v1alpha1.AttachedSBOMIgnore {
+	if !c.UsesAttached() {
 		invs = slices.DeleteFunc(slices.Clone(invs), func(inv match.Inventory) bool { return inv.Source != nil })
 	}
 	return match.MatchAll(invs, c.Vendors)

@@ -320,6 +320,44 @@ func TestSARIFDeny(t *testing.T) {
 	}
 }
 
+// TestSARIFWarnings: an attached SBOM that could not be read is a warning notification of a
+// successful run, beside an error notification for a target that failed, and changes no result.
+func TestSARIFWarnings(t *testing.T) {
+	warned := result("registry.example.com/kesl:1", denyFinding())
+	warned.Warnings = []string{"attached SBOM sha256:0123456789ab (oci-referrer) of linux/amd64 unusable: too large: 41943083 bytes, over the 40 MiB limit"}
+	for name, tc := range map[string]struct {
+		results    []Result
+		successful bool
+		levels     []string
+	}{
+		"warning only":         {results: []Result{warned}, successful: true, levels: []string{"warning"}},
+		"warning beside error": {results: []Result{errResult("registry.example.com/gone:1", "gone: not found"), warned}, levels: []string{"error", "warning"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteSARIF(&buf, newReport(tc.results...)); err != nil {
+				t.Fatal(err)
+			}
+			var log sarifLog
+			if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
+				t.Fatal(err)
+			}
+			inv := log.Runs[0].Invocations[0]
+			var levels []string
+			for _, n := range inv.ToolExecutionNotifications {
+				levels = append(levels, n.Level)
+				if n.Level == "warning" && (n.Message.Text != warned.Warnings[0] || n.Locations[0].PhysicalLocation.ArtifactLocation.URI != "registry.example.com/kesl:1") {
+					t.Errorf("warning notification %+v", n)
+				}
+			}
+			if inv.ExecutionSuccessful != tc.successful || !cmp.Equal(levels, tc.levels) || len(log.Runs[0].Results) != 1 {
+				t.Errorf("executionSuccessful %v (want %v), notification levels %v (want %v), %d results (want 1)",
+					inv.ExecutionSuccessful, tc.successful, levels, tc.levels, len(log.Runs[0].Results))
+			}
+		})
+	}
+}
+
 // junitParsed reads JUnit back the way CI tools do.
 type junitParsed struct {
 	XMLName  xml.Name `xml:"testsuites"`

@@ -140,8 +140,9 @@ func ruleID(f *Finding) string {
 }
 
 // WriteSARIF writes a SARIF 2.1.0 log with one run: a rule per vendor found, a result per
-// finding located at the target (image reference or SBOM path) and the package, and one error
-// notification per target that could not be scanned. Excepted findings carry an accepted
+// finding located at the target (image reference or SBOM path) and the package, one error
+// notification per target that could not be scanned and one warning notification per attached
+// SBOM that could not be read. Excepted findings carry an accepted
 // external suppression whose justification is the exception's reason.
 func WriteSARIF(w io.Writer, r *Report) error {
 	// One rule per vendor, ordered by id.
@@ -189,6 +190,14 @@ func WriteSARIF(w io.Writer, r *Report) error {
 			inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sarifNotification{
 				Level:     "error",
 				Message:   sarifText{Text: res.Error},
+				Locations: []sarifLocation{{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(res.Target)}}}},
+			})
+		}
+		// an attached SBOM that could not be read: the run still succeeded, on the rest
+		for _, w := range res.Warnings {
+			inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sarifNotification{
+				Level:     "warning",
+				Message:   sarifText{Text: w},
 				Locations: []sarifLocation{{PhysicalLocation: &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(res.Target)}}}},
 			})
 		}

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -12,7 +15,12 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+
 	"github.com/embargo-dev/embargo/internal/test/devcluster"
+	"github.com/embargo-dev/embargo/internal/test/testimage"
 )
 
 // A clean SPDX document: a Debian base with nothing banned.
@@ -71,6 +79,7 @@ type jsonReport struct {
 		Platforms    []string `json:"platforms"`
 		PackageCount int      `json:"packageCount"`
 		Error        string   `json:"error"`
+		Warnings     []string `json:"warnings"`
 		Findings     []struct {
 			Policy   string `json:"policy"`
 			Action   string `json:"action"`
@@ -82,7 +91,7 @@ type jsonReport struct {
 			} `json:"package"`
 			Rule     string `json:"rule"`
 			Evidence []struct {
-				Rule, Field, Value string
+				Rule, Field, Value, Declared string
 			} `json:"evidence"`
 			Layer    string   `json:"layer"`
 			Platform string   `json:"platform"`
@@ -373,4 +382,203 @@ func rowWith(out, s string) string {
 		}
 	}
 	return ""
+}
+
+// sarifReport is the part of `-o sarif` the attached-SBOM checks read.
+type sarifReport struct {
+	Runs []struct {
+		Invocations []struct {
+			ExecutionSuccessful        bool `json:"executionSuccessful"`
+			ToolExecutionNotifications []struct {
+				Level   string                `json:"level"`
+				Message struct{ Text string } `json:"message"`
+			} `json:"toolExecutionNotifications"`
+		} `json:"invocations"`
+		Results []struct {
+			Level      string                `json:"level"`
+			Message    struct{ Text string } `json:"message"`
+			Properties struct {
+				Evidence []struct{ Declared string } `json:"evidence"`
+			} `json:"properties"`
+		} `json:"results"`
+	} `json:"runs"`
+}
+
+// attachSBOMs pushes base, made unique by id, to r as repo:1 with each document attached as an
+// OCI referrer of artifact type application/spdx+json. It returns the tag reference and the
+// documents' digests as messages shorten them.
+func attachSBOMs(t *testing.T, r *testimage.Registry, repo, id string, base func() (v1.Image, error), docs ...[]byte) (string, []string) {
+	t.Helper()
+	img, err := base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := testimage.Layer(testimage.File{Path: "/etc/embargo-test", Content: []byte(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Push(repo+":1", img); err != nil {
+		t.Fatal(err)
+	}
+	subject, err := partial.Descriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for i, doc := range docs {
+		ref, err := testimage.Referrer(*subject, "application/spdx+json", "application/spdx+json", doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Push(fmt.Sprintf("%s:sbom-%d", repo, i), ref); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(doc)
+		digests = append(digests, "sha256:"+hex.EncodeToString(sum[:])[:12])
+	}
+	return r.Ref(repo + ":1"), digests
+}
+
+// TestCLIAttachedSBOMs: `embargo scan` of an image whose files are clean but whose attached SPDX
+// SBOM (an OCI referrer, on a registry with the referrers API) lists a Kaspersky SDK fails the
+// gate, and every output names the declaring document; --attached-sboms=false passes it. A
+// Kaspersky image carrying a malformed and an oversized SBOM is still judged by its files, with
+// a warning per unusable document on stderr, in the JSON result and as SARIF notifications.
+func TestCLIAttachedSBOMs(t *testing.T) {
+	t.Parallel()
+	r, err := testimage.NewRegistry(testimage.WithReferrers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	id := fmt.Sprint(time.Now().UnixNano())
+	sdk := []byte(`{"spdxVersion": "SPDX-2.3", "creationInfo": {"creators": ["Tool: buildkit-v0.17.0"]},
+ "packages": [{"name": "kaspersky-endpoint-sdk", "versionInfo": "3.1", "supplier": "Organization: AO Kaspersky Lab"}]}`)
+	declared, docs := attachSBOMs(t, r, "shop/declared", id, testimage.Clean, sdk)
+	declaredBy := "attached SPDX SBOM " + docs[0] + " (oci-referrer), created by Tool: buildkit-v0.17.0, unsigned"
+	malformed := []byte(`{"spdxVersion": "SPDX-2.3", "packages": [`)
+	huge := append([]byte(`{"spdxVersion": "SPDX-2.3", "comment": "`), append(bytes.Repeat([]byte("x"), 40<<20+1), `"}`...)...)
+	unusable, bad := attachSBOMs(t, r, "security/unusable", id, testimage.KasperskyEndpoint, malformed, huge)
+
+	tests := map[string]struct {
+		args       []string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+		check      func(t *testing.T, stdout string)
+	}{
+		"table": {
+			args:       []string{"scan", "--insecure", declared},
+			wantCode:   1,
+			wantStdout: []string{"kaspersky-endpoint-sdk 3.1", "declared by " + declaredBy},
+		},
+		"-o json": {
+			args:     []string{"scan", "--insecure", "-o", "json", declared},
+			wantCode: 1,
+			check: func(t *testing.T, stdout string) {
+				var rep jsonReport
+				if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+					t.Fatalf("-o json does not parse: %v\n%s", err, stdout)
+				}
+				if len(rep.Results) != 1 || len(rep.Results[0].Findings) != 1 || len(rep.Results[0].Warnings) != 0 {
+					t.Fatalf("results: %+v", rep.Results)
+				}
+				f := rep.Results[0].Findings[0]
+				if f.Package == nil || f.Package.Name != "kaspersky-endpoint-sdk" || f.Action != "Deny" || len(f.Evidence) == 0 || f.Evidence[0].Declared != declaredBy {
+					t.Errorf("finding %+v, want the SDK with evidence declared by %s", f, declaredBy)
+				}
+			},
+		},
+		"-o sarif": {
+			args:     []string{"scan", "--insecure", "-o", "sarif", declared},
+			wantCode: 1,
+			check: func(t *testing.T, stdout string) {
+				var s sarifReport
+				if err := json.Unmarshal([]byte(stdout), &s); err != nil || len(s.Runs) != 1 || len(s.Runs[0].Results) != 1 {
+					t.Fatalf("-o sarif: %v\n%s", err, stdout)
+				}
+				res := s.Runs[0].Results[0]
+				if res.Level != "error" || !strings.Contains(res.Message.Text, "declared by "+declaredBy) ||
+					len(res.Properties.Evidence) == 0 || res.Properties.Evidence[0].Declared != declaredBy {
+					t.Errorf("SARIF result %+v, want an error declared by %s", res, declaredBy)
+				}
+			},
+		},
+		"--attached-sboms=false": {
+			args:       []string{"scan", "--insecure", "--attached-sboms=false", declared},
+			wantStdout: []string{"No banned vendor software found."},
+		},
+		"unusable attached SBOMs: -o json": {
+			args:     []string{"scan", "--insecure", "-o", "json", unusable},
+			wantCode: 1,
+			wantStderr: []string{
+				"embargo: warning: " + unusable + ": attached SBOM " + bad[0] + " (oci-referrer) of linux/amd64 unusable: ",
+				"embargo: warning: " + unusable + ": attached SBOM " + bad[1] + " (oci-referrer) of linux/amd64 unusable: too large: ",
+			},
+			check: func(t *testing.T, stdout string) {
+				var rep jsonReport
+				if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Results) != 1 {
+					t.Fatalf("-o json: %v\n%s", err, stdout)
+				}
+				res := rep.Results[0]
+				var kesl bool
+				for _, f := range res.Findings {
+					kesl = kesl || (f.Package != nil && f.Package.Name == "kesl" && f.Evidence[0].Declared == "")
+				}
+				if !kesl || res.Error != "" || len(res.Warnings) != 2 ||
+					!strings.Contains(res.Warnings[0]+res.Warnings[1], bad[0]) || !strings.Contains(res.Warnings[0]+res.Warnings[1], "over the 40 MiB limit") {
+					t.Errorf("result %+v, want the scanned kesl finding and a warning per unusable document %v", res, bad)
+				}
+			},
+		},
+		"unusable attached SBOMs: -o sarif": {
+			args:     []string{"scan", "--insecure", "-o", "sarif", unusable},
+			wantCode: 1,
+			check: func(t *testing.T, stdout string) {
+				var s sarifReport
+				if err := json.Unmarshal([]byte(stdout), &s); err != nil || len(s.Runs) != 1 || len(s.Runs[0].Invocations) != 1 {
+					t.Fatalf("-o sarif: %v\n%s", err, stdout)
+				}
+				inv := s.Runs[0].Invocations[0]
+				var warned []string
+				for _, n := range inv.ToolExecutionNotifications {
+					if n.Level == "warning" {
+						warned = append(warned, n.Message.Text)
+					}
+				}
+				if !inv.ExecutionSuccessful || len(warned) != 2 || len(s.Runs[0].Results) == 0 {
+					t.Errorf("SARIF: executionSuccessful %v, warnings %q, %d results; want a successful run, 2 warnings, the kesl results",
+						inv.ExecutionSuccessful, warned, len(s.Runs[0].Results))
+				}
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res := devcluster.Run(ctx, root, append(os.Environ(), "HOME="+dir), "", filepath.Join(binDir, "embargo"), tc.args...)
+			if res.ExitCode != tc.wantCode {
+				t.Fatalf("embargo %s: exit %d, want %d\n%s", strings.Join(tc.args, " "), res.ExitCode, tc.wantCode, res)
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(res.Stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.Stdout)
+				}
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(res.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, res.Stderr)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, res.Stdout)
+			}
+		})
+	}
 }
