@@ -1,7 +1,8 @@
 // Package layercache keeps the results of analysing image layers, keyed by everything that
-// decides them: in memory, and optionally in a size-bounded directory that outlives the process.
-// Entries on disk carry a checksum; a corrupt or truncated one is removed and reported as a miss,
-// never returned.
+// decides them: in memory as the decoded values themselves (a warm rescan in the same process
+// decodes nothing), and optionally encoded in a size-bounded directory that outlives the process.
+// Entries on disk carry a checksum; a corrupt or truncated one, or one its decoder refuses, is
+// removed and reported as a miss, never returned.
 package layercache
 
 import (
@@ -25,7 +26,8 @@ const (
 	DefaultDiskBytes   = 2 << 30
 )
 
-// magic starts every entry file; bump it when the entry layout changes.
+// magic starts every entry file; bump it when the entry layout changes (what the data inside
+// means is versioned by the keys the callers choose).
 var magic = []byte("embargo-layercache-1\n")
 
 const suffix = ".entry"
@@ -43,9 +45,16 @@ type Cache struct {
 }
 
 type memEntry struct {
-	key  string
-	data []byte
+	key   string
+	value any
+	size  int64
 }
+
+// Decode turns an entry's bytes back into the value that was put; an error makes it a miss.
+type Decode func([]byte) (any, error)
+
+// Encode returns the bytes an entry keeps on disk.
+type Encode func() ([]byte, error)
 
 // New returns a cache holding up to memBytes in memory (0: DefaultMemoryBytes) and, with dir
 // non-empty, up to diskBytes in dir (0: DefaultDiskBytes), least recently used evicted first.
@@ -74,14 +83,15 @@ func (c *Cache) file(key string) string {
 	return filepath.Join(c.dir, hex.EncodeToString(h[:])+suffix)
 }
 
-// Get returns the data stored under key.
-func (c *Cache) Get(key string) ([]byte, bool) {
+// Get returns the value stored under key: from memory as it was put (shared: callers must not
+// modify it), else read from disk and decoded.
+func (c *Cache) Get(key string, decode Decode) (any, bool) {
 	c.mu.Lock()
 	if el, ok := c.mem[key]; ok {
 		c.lru.MoveToFront(el)
-		data := el.Value.(*memEntry).data
+		v := el.Value.(*memEntry).value
 		c.mu.Unlock()
-		return data, true
+		return v, true
 	}
 	c.mu.Unlock()
 	if c.dir == "" {
@@ -92,24 +102,34 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	data, err := decode(key, raw)
+	data, err := decodeEntry(key, raw)
+	if err != nil {
+		c.remove(f, int64(len(raw)))
+		return nil, false
+	}
+	v, err := decode(data)
 	if err != nil {
 		c.remove(f, int64(len(raw)))
 		return nil, false
 	}
 	now := time.Now()
 	_ = os.Chtimes(f, now, now) // the disk's LRU order
-	c.putMem(key, data)
-	return data, true
+	c.putMem(key, v, int64(len(data)))
+	return v, true
 }
 
-// Put stores data under key. A failure to write to disk only costs a later rescan.
-func (c *Cache) Put(key string, data []byte) {
-	c.putMem(key, data)
+// Put keeps v under key in memory, counted as size bytes, and with a directory writes encode's
+// bytes to disk. A failure to encode or write only costs a later rescan.
+func (c *Cache) Put(key string, v any, size int64, encode Encode) {
+	c.putMem(key, v, size)
 	if c.dir == "" {
 		return
 	}
-	raw := encode(key, data)
+	data, err := encode()
+	if err != nil {
+		return
+	}
+	raw := encodeEntry(key, data)
 	f := c.file(key)
 	tmp, err := os.CreateTemp(c.dir, ".tmp-*")
 	if err != nil {
@@ -130,19 +150,19 @@ func (c *Cache) Put(key string, data []byte) {
 	}
 }
 
-func (c *Cache) putMem(key string, data []byte) {
-	n := int64(len(data))
+func (c *Cache) putMem(key string, v any, n int64) {
 	if n > c.maxMem/4 {
 		return // one entry may not flush the rest
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.mem[key]; ok {
-		c.memBytes -= int64(len(el.Value.(*memEntry).data))
-		el.Value.(*memEntry).data = data
+		e := el.Value.(*memEntry)
+		c.memBytes -= e.size
+		e.value, e.size = v, n
 		c.lru.MoveToFront(el)
 	} else {
-		c.mem[key] = c.lru.PushFront(&memEntry{key: key, data: data})
+		c.mem[key] = c.lru.PushFront(&memEntry{key: key, value: v, size: n})
 	}
 	c.memBytes += n
 	for c.memBytes > c.maxMem {
@@ -150,7 +170,7 @@ func (c *Cache) putMem(key string, data []byte) {
 		e := el.Value.(*memEntry)
 		c.lru.Remove(el)
 		delete(c.mem, e.key)
-		c.memBytes -= int64(len(e.data))
+		c.memBytes -= e.size
 	}
 }
 
@@ -217,7 +237,7 @@ func (c *Cache) DiskBytes() int64 {
 }
 
 // An entry file is magic, sha256(key), sha256(data), len(data) as 8 bytes, data.
-func encode(key string, data []byte) []byte {
+func encodeEntry(key string, data []byte) []byte {
 	kh := sha256.Sum256([]byte(key))
 	dh := sha256.Sum256(data)
 	out := make([]byte, 0, len(magic)+64+8+len(data))
@@ -230,7 +250,7 @@ func encode(key string, data []byte) []byte {
 
 var errCorrupt = errors.New("corrupt cache entry")
 
-func decode(key string, raw []byte) ([]byte, error) {
+func decodeEntry(key string, raw []byte) ([]byte, error) {
 	if len(raw) < len(magic)+72 || !bytes.Equal(raw[:len(magic)], magic) {
 		return nil, errCorrupt
 	}

@@ -374,6 +374,24 @@ func (l *limitedLayer) Uncompressed() (io.ReadCloser, error) {
 	return &limitedReader{rc: rc, b: l.b}, nil
 }
 
+// UncompressedLimiter counts what rc yields, the uncompressed bytes of layer l decoded by the
+// caller, against the size budget of the image l came from: past it, Read fails TooLarge (the
+// message PlatformImage.Image's own Uncompressed gives). A layer not from Client.Fetch has no
+// budget and rc is only wrapped. The result has Read and Close only, so io.Copy never reaches a
+// WriteTo of rc's (pgzip's panics once Read was called).
+func UncompressedLimiter(l v1.Layer, rc io.ReadCloser) io.ReadCloser {
+	ll, ok := l.(*limitedLayer)
+	if !ok {
+		return readOnly{rc}
+	}
+	return &limitedReader{rc: rc, b: ll.b}
+}
+
+type readOnly struct{ rc io.ReadCloser }
+
+func (r readOnly) Read(p []byte) (int, error) { return r.rc.Read(p) }
+func (r readOnly) Close() error               { return r.rc.Close() }
+
 type limitedReader struct {
 	rc io.ReadCloser
 	b  *budget

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/embargo-dev/embargo/internal/layercache"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/registry"
 	"github.com/embargo-dev/embargo/internal/version"
@@ -48,15 +50,7 @@ const maxPathLen = 4096
 // catalogGlobs are the paths the selected catalogers read, copied from syft v1.57.0's
 // cataloger definitions, plus the files a cataloger reads beside them (python's RECORD and
 // top_level.txt). Executables are handled apart (see markers).
-var catalogGlobs = []string{
-	// dpkg-db-cataloger
-	"**/lib/dpkg/status", "**/lib/dpkg/status.d/*", "**/lib/opkg/info/*.control", "**/lib/opkg/status", "**/*.deb", "**/*.ipk",
-	// apk-db-cataloger
-	"**/lib/apk/db/installed",
-	// rpm-db-cataloger
-	"**/{var/lib,usr/share,usr/lib/sysimage}/rpm/{Packages,Packages.db,rpmdb.sqlite}", "**/var/lib/rpmmanifest/container-manifest-2",
-	// alpm-db-cataloger
-	"**/var/lib/pacman/local/**",
+var catalogGlobs = append(slices.Clone(osDBGlobs), []string{
 	// python-installed-package-cataloger
 	"**/*.egg-info", "**/*dist-info/*", "**/*egg-info/*", "**/*DIST-INFO/*", "**/*EGG-INFO/*",
 	// javascript-package-cataloger
@@ -70,6 +64,32 @@ var catalogGlobs = []string{
 	"**/specifications/**/*.gemspec",
 	// php-composer-installed-cataloger
 	"**/installed.json",
+}...)
+
+// osDBGlobs are the files of the catalogers that read the distro (syft v1.57.0: the dpkg, apk,
+// rpm and alpm catalogers are the only ones given generic.Environment.LinuxRelease; every other
+// selected cataloger ignores it). A layer with none of these files catalogs the same under any
+// distro, so its packages are cached once for all of them. Re-check on a syft upgrade (grep
+// syft/pkg/cataloger for LinuxRelease); TestDistroIndependentLayersReused holds the result to a
+// whole-image scan.
+var osDBGlobs = []string{
+	// dpkg-db-cataloger
+	"**/lib/dpkg/status", "**/lib/dpkg/status.d/*", "**/lib/opkg/info/*.control", "**/lib/opkg/status", "**/*.deb", "**/*.ipk",
+	// apk-db-cataloger
+	"**/lib/apk/db/installed",
+	// rpm-db-cataloger
+	"**/{var/lib,usr/share,usr/lib/sysimage}/rpm/{Packages,Packages.db,rpmdb.sqlite}", "**/var/lib/rpmmanifest/container-manifest-2",
+	// alpm-db-cataloger
+	"**/var/lib/pacman/local/**",
+}
+
+func osDB(p string) bool {
+	for _, g := range osDBGlobs {
+		if m, _ := doublestar.Match(g, p); m {
+			return true
+		}
+	}
+	return false
 }
 
 // catalogBase and catalogExt pre-filter paths cheaply before the exact glob match.
@@ -115,6 +135,9 @@ func catalogable(p string) bool {
 // single-file bundle's deps.json. Executables with none of them are not kept.
 var markers = [][]byte{[]byte("\xff Go buildinf:"), []byte(".note.package"), []byte("UPX!"), []byte(".deps.json")}
 
+// maxMarker is the length of the longest marker.
+const maxMarker = 16
+
 var execMagic = [][]byte{{0x7f, 'E', 'L', 'F'}, {'M', 'Z'}, {0xfe, 0xed, 0xfa, 0xce}, {0xfe, 0xed, 0xfa, 0xcf}, {0xce, 0xfa, 0xed, 0xfe}, {0xcf, 0xfa, 0xed, 0xfe}, {0xca, 0xfe, 0xba, 0xbe}}
 
 // releasePaths are the files syft identifies the distro from (linux.IdentifyRelease and its
@@ -145,6 +168,8 @@ type LayerIndex struct {
 	Entries []Entry
 	// Release holds the layer's distro-identity files by path (busybox: its version string).
 	Release map[string][]byte
+	// OSPackages: the layer has a file of a cataloger that reads the distro (osDBGlobs).
+	OSPackages bool
 }
 
 // LayerPackage is a package one layer's catalog found, with the path it was found in.
@@ -156,14 +181,15 @@ type LayerPackage struct {
 
 // indexLayer streams l once. With dir non-empty, the catalogable files are written under it.
 func indexLayer(ctx context.Context, ref string, l v1.Layer, dir string, files *atomic.Int64, maxFiles int64) (*LayerIndex, error) {
-	rc, err := l.Uncompressed()
+	ls, err := openLayer(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer ls.Close()
 	idx := &LayerIndex{Release: map[string][]byte{}}
-	tr := tar.NewReader(rc)
+	tr := tar.NewReader(ls)
 	buf := make([]byte, 256<<10)
+	var mem []byte // an executable being searched for markers
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -225,102 +251,136 @@ func indexLayer(ctx context.Context, ref string, l v1.Layer, dir string, files *
 			continue
 		}
 		if catalogable(p) {
-			if err := extract(dir, p, tr, buf, false); err != nil {
+			idx.OSPackages = idx.OSPackages || osDB(p)
+			if err := extract(dir, p, tr, buf); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if h.Size >= 64 {
-			if err := extract(dir, p, tr, buf, true); err != nil {
+			if err := extractMarked(dir, p, tr, h.Size, &mem, buf); err != nil {
 				return nil, err
 			}
 		}
 	}
+	// what was parsed is trusted (and cached under the layer's digest) only once the digest
+	// of the whole blob is checked
+	if err := ls.finish(); err != nil {
+		return nil, err
+	}
 	return idx, nil
 }
 
-// extract writes r to dir+p. With onlyMarked, the file is kept only if it is an executable
-// holding one of the markers; it is held in memory (up to spillAt) until that is known.
-func extract(dir, p string, r io.Reader, buf []byte, onlyMarked bool) error {
-	n, rerr := io.ReadFull(r, buf[:min(len(buf), 4096)])
-	if onlyMarked && !hasExecMagic(buf[:n]) {
+// extract writes r to dir+p.
+func extract(dir, p string, r io.Reader, buf []byte) error {
+	f, err := create(dir, p)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(onlyWriter{f}, r, buf); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// onlyWriter hides os.File's ReadFrom, so that CopyBuffer reads r with Read into buf.
+type onlyWriter struct{ io.Writer }
+
+// extractMarked writes r, a file of size bytes, to dir+p only if it is an executable holding one
+// of the markers. A file of up to spillAt bytes is read into mem (grown as needed and kept by the
+// caller) and searched once; a larger one is written as it streams and removed if unmarked.
+func extractMarked(dir, p string, r io.Reader, size int64, mem *[]byte, buf []byte) error {
+	head := buf[:min(int64(len(buf)), 4096, size)]
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return err
+	}
+	if !hasExecMagic(head[:n]) {
 		return nil
 	}
-	head := append([]byte(nil), buf[:n]...)
-	marked := !onlyMarked || hasMarker(head)
-	var mem bytes.Buffer
-	mem.Write(head)
-	var f *os.File
-	dst := filepath.Join(dir, filepath.FromSlash(p))
-	open := func() error {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-			// an earlier entry left a file where this needs a directory: the later entry wins
-			if !clearAncestors(dir, p) {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return err
-			}
+	if size <= spillAt {
+		if int64(cap(*mem)) < size {
+			*mem = make([]byte, size)
 		}
-		_ = os.RemoveAll(dst)
-		var err error
-		f, err = os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		m := (*mem)[:size]
+		copy(m, head[:n])
+		k, err := io.ReadFull(r, m[n:])
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return err
+		}
+		m = m[:n+k]
+		if !hasMarker(m) {
+			return nil
+		}
+		f, err := create(dir, p)
 		if err != nil {
 			return err
 		}
-		_, err = f.Write(mem.Bytes())
-		mem.Reset()
-		return err
-	}
-	fail := func(err error) error {
-		if f != nil {
+		if _, err := f.Write(m); err != nil {
 			_ = f.Close()
-			_ = os.Remove(dst)
+			return err
 		}
+		return f.Close()
+	}
+	f, err := create(dir, p)
+	if err != nil {
 		return err
 	}
-	tail := head[max(0, len(head)-16):]
-	for rerr == nil {
-		var k int
-		k, rerr = r.Read(buf)
-		if k == 0 {
-			continue
-		}
-		chunk := buf[:k]
-		if !marked {
-			probe := append(append([]byte(nil), tail...), chunk...)
-			marked = hasMarker(probe)
-			tail = probe[max(0, len(probe)-16):]
-		}
-		if f == nil && (marked || mem.Len()+k > spillAt) {
-			if err := open(); err != nil {
-				return fail(err)
+	dst := f.Name()
+	fail := func(err error) error {
+		_ = f.Close()
+		_ = os.Remove(dst)
+		return err
+	}
+	if _, err := f.Write(head[:n]); err != nil {
+		return fail(err)
+	}
+	marked := hasMarker(head[:n])
+	// the last bytes of the previous chunk, for a marker across two chunks
+	var edge [2 * maxMarker]byte
+	tail := copy(edge[:], head[max(0, n-maxMarker):n])
+	for {
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			chunk := buf[:k]
+			if !marked {
+				j := copy(edge[tail:], chunk[:min(k, maxMarker)])
+				marked = hasMarker(edge[:tail+j]) || hasMarker(chunk)
+				tail = copy(edge[:], chunk[max(0, k-maxMarker):])
 			}
-		}
-		if f != nil {
 			if _, err := f.Write(chunk); err != nil {
 				return fail(err)
 			}
-		} else {
-			mem.Write(chunk)
 		}
-	}
-	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-		return fail(rerr)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fail(rerr)
+		}
 	}
 	if !marked {
-		if f != nil {
-			_ = f.Close()
-			return os.Remove(dst)
-		}
-		return nil
-	}
-	if f == nil {
-		if err := open(); err != nil {
-			return fail(err)
-		}
+		_ = f.Close()
+		return os.Remove(dst)
 	}
 	return f.Close()
+}
+
+// create makes dir+p for writing, replacing what an earlier entry left there.
+func create(dir, p string) (*os.File, error) {
+	dst := filepath.Join(dir, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		// an earlier entry left a file where this needs a directory: the later entry wins
+		if !clearAncestors(dir, p) {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	_ = os.RemoveAll(dst)
+	return os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // spillAt is how much of an unmarked executable is held in memory before it goes to disk.
@@ -527,12 +587,13 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	grp.SetLimit(g.workers())
 	for i, l := range layers {
 		if idx, ok := cacheGet[LayerIndex](g.opts.Cache, indexKey(digests[i])); ok {
-			idxs[i] = &idx
+			idxs[i] = idx
 			if n := files.Add(int64(len(idx.Entries))); n > maxFiles {
 				return Result{}, tooManyFiles(ref, maxFiles)
 			}
 			continue
 		}
+		g.startLicenses() // a layer to catalog: build syft's license scanner while it streams
 		dirs[i] = filepath.Join(work, fmt.Sprint(i))
 		grp.Go(func() error {
 			if err := os.Mkdir(dirs[i], 0o700); err != nil {
@@ -543,7 +604,7 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 				return err
 			}
 			idxs[i] = idx
-			cachePut(g.opts.Cache, indexKey(digests[i]), idx)
+			cachePut(g.opts.Cache, indexKey(digests[i]), idx, idx.size())
 			return nil
 		})
 	}
@@ -554,12 +615,20 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	release := fs.release(idxs)
 	relKey := releaseKey(release)
 
+	keys := make([]string, len(layers))
+	cached := make([]bool, len(layers))
+	for i := range layers {
+		keys[i] = packagesKey(digests[i], relKey, idxs[i].OSPackages)
+		if lp, ok := cacheGet[[]LayerPackage](g.opts.Cache, keys[i]); ok {
+			pkgs[i], cached[i] = *lp, true
+		} else {
+			g.startLicenses()
+		}
+	}
 	grp, gctx = errgroup.WithContext(ctx)
 	grp.SetLimit(g.workers())
 	for i, l := range layers {
-		key := packagesKey(digests[i], relKey)
-		if lp, ok := cacheGet[[]LayerPackage](g.opts.Cache, key); ok {
-			pkgs[i] = lp
+		if cached[i] {
 			continue
 		}
 		grp.Go(func() error {
@@ -574,7 +643,6 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 					return readError(ctx, ref, err)
 				}
 			}
-			// only a layer to catalog waits for syft's license scanner
 			if err := g.waitReady(gctx, ref); err != nil {
 				return err
 			}
@@ -583,7 +651,7 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 				return err
 			}
 			pkgs[i] = lp
-			cachePut(g.opts.Cache, key, lp)
+			cachePut(g.opts.Cache, keys[i], &lp, packagesSize(lp))
 			_ = os.RemoveAll(dirs[i])
 			return nil
 		})
@@ -623,6 +691,7 @@ func (g *Generator) workers() int {
 }
 
 func (g *Generator) waitReady(ctx context.Context, ref string) error {
+	g.startLicenses()
 	select {
 	case <-g.ready:
 	case <-ctx.Done():
@@ -636,14 +705,16 @@ func tooManyFiles(ref string, limit int64) error {
 		Err: fmt.Errorf("more than %d files in its layers (raise --max-image-files to scan it)", limit)}
 }
 
-// Cache stores layer results; layercache.Cache is one.
+// Cache stores layer results; layercache.Cache is one. Values are shared between scans and
+// never modified once put.
 type Cache interface {
-	Get(key string) ([]byte, bool)
-	Put(key string, data []byte)
+	Get(key string, decode layercache.Decode) (any, bool)
+	Put(key string, v any, size int64, encode layercache.Encode)
 }
 
-// cacheFormat changes whenever what is cached or how it is computed changes.
-const cacheFormat = "2"
+// cacheFormat changes whenever what is cached or how it is computed changes: entries of another
+// format are under other keys, so never read.
+const cacheFormat = "3"
 
 // resultVersion is everything besides the layer that decides a layer's result: this file's
 // format, the scanner's version, syft's version and the cataloger selection.
@@ -661,7 +732,12 @@ var resultVersion = func() string {
 
 func indexKey(layer string) string { return "index|" + layer + "|" + resultVersion }
 
-func packagesKey(layer, release string) string {
+// packagesKey names a layer's packages under a distro; a layer without OS package databases
+// has one result for every distro (see osDBGlobs).
+func packagesKey(layer, release string, osPackages bool) string {
+	if !osPackages {
+		release = "any distro"
+	}
 	return "packages|" + layer + "|" + release + "|" + resultVersion
 }
 
@@ -680,28 +756,59 @@ func releaseKey(release map[string][]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func cacheGet[T any](c Cache, key string) (T, bool) {
-	var v T
-	if c == nil {
-		return v, false
+// size estimates the memory an index holds.
+func (idx *LayerIndex) size() int64 {
+	n := int64(64)
+	for _, e := range idx.Entries {
+		n += int64(len(e.Path)+len(e.Link)) + 40
 	}
-	data, ok := c.Get(key)
-	if !ok {
-		return v, false
+	for k, v := range idx.Release {
+		n += int64(len(k)+len(v)) + 48
 	}
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
-		return v, false
-	}
-	return v, true
+	return n
 }
 
-func cachePut(c Cache, key string, v any) {
+func packagesSize(lps []LayerPackage) int64 {
+	n := int64(24)
+	for _, lp := range lps {
+		p := lp.Package
+		n += int64(len(lp.Primary)+len(p.Name)+len(p.Version)+len(p.Type)+len(p.PURL)+len(p.Layer)) + 200
+		for _, f := range p.Fields {
+			n += int64(len(f.Name)+len(f.Value)) + 32
+		}
+		for _, c := range p.CPEs {
+			n += int64(len(c.Vendor)+len(c.Product)) + 40
+		}
+	}
+	return n
+}
+
+// cacheGet returns the value under key, decoded from gob when it comes from disk.
+func cacheGet[T any](c Cache, key string) (*T, bool) {
+	if c == nil {
+		return nil, false
+	}
+	v, ok := c.Get(key, func(data []byte) (any, error) {
+		t := new(T)
+		if err := gob.NewDecoder(bytes.NewReader(data)).Decode(t); err != nil {
+			return nil, err
+		}
+		return t, nil
+	})
+	if !ok {
+		return nil, false
+	}
+	t, ok := v.(*T)
+	return t, ok
+}
+
+func cachePut[T any](c Cache, key string, v *T, size int64) {
 	if c == nil {
 		return
 	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
-		return
-	}
-	c.Put(key, buf.Bytes())
+	c.Put(key, v, size, func() ([]byte, error) {
+		var buf bytes.Buffer
+		err := gob.NewEncoder(&buf).Encode(v)
+		return buf.Bytes(), err
+	})
 }

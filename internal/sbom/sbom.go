@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/anchore/stereoscope/pkg/file"
@@ -50,10 +51,11 @@ type Generator struct {
 	opts    Options
 
 	// values holds the license scanner once built; ready is closed then. It is built in the
-	// background so that a first scan's pull overlaps it (it costs a second or more).
-	ready     chan struct{}
-	values    context.Context
-	valuesErr error
+	// background, when first needed, so that the pull overlaps it (it costs a second or more).
+	licensesOnce sync.Once
+	ready        chan struct{}
+	values       context.Context
+	valuesErr    error
 }
 
 // Options configure a Generator.
@@ -89,15 +91,21 @@ func NewGenerator(opts Options) (*Generator, error) {
 	if tempDir != os.TempDir() {
 		removeStale(os.TempDir()) // stereoscope's own temp dirs
 	}
-	g := &Generator{cfg: cfg, tempDir: tempDir, opts: opts, ready: make(chan struct{})}
-	go func() {
-		defer close(g.ready)
-		g.values, g.valuesErr = syft.SetContextLicenseScanner(context.Background(), cfg.Licenses)
-		if g.valuesErr != nil {
-			g.valuesErr = fmt.Errorf("building syft's license scanner: %w", g.valuesErr)
-		}
-	}()
-	return g, nil
+	return &Generator{cfg: cfg, tempDir: tempDir, opts: opts, ready: make(chan struct{})}, nil
+}
+
+// startLicenses builds syft's license scanner in the background, once, when the first layer to
+// catalog is known: a process whose scans are all answered from the layer cache never builds it.
+func (g *Generator) startLicenses() {
+	g.licensesOnce.Do(func() {
+		go func() {
+			defer close(g.ready)
+			g.values, g.valuesErr = syft.SetContextLicenseScanner(context.Background(), g.cfg.Licenses)
+			if g.valuesErr != nil {
+				g.valuesErr = fmt.Errorf("building syft's license scanner: %w", g.valuesErr)
+			}
+		}()
+	})
 }
 
 // tempPrefix names a scan's directories after the process, so a sweep at start removes only
@@ -146,6 +154,7 @@ type Result struct {
 // Scan reads pi's layers (fetching them, bounded by its size budget), catalogs its packages and
 // lists its final filesystem. Temporary files are gone when it returns.
 func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformImage) (Result, error) {
+	g.startLicenses()
 	tmp := file.NewTempDirGenerator(tempPrefix)
 	defer func() { _ = tmp.Cleanup() }()
 	layersDir, err := g.workDir()
@@ -169,13 +178,8 @@ func (g *Generator) Scan(ctx context.Context, ref string, pi registry.PlatformIm
 		return Result{}, err
 	}
 
-	select {
-	case <-g.ready:
-	case <-ctx.Done():
-		return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: ctx.Err()}
-	}
-	if g.valuesErr != nil {
-		return Result{}, g.valuesErr
+	if err := g.waitReady(ctx, ref); err != nil {
+		return Result{}, err
 	}
 	src := stereoscopesource.New(img, stereoscopesource.ImageConfig{Reference: ref})
 	s, err := syft.CreateSBOM(withValues{Context: ctx, values: g.values}, src, g.cfg)

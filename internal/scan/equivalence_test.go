@@ -2,9 +2,15 @@ package scan_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +21,12 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/match"
@@ -117,6 +127,12 @@ func equivalenceImages(t *testing.T) map[string]func() (v1.Image, error) {
 			[]ti.File{ti.ApkInstalled(musl, apkKesl)},
 			[]ti.File{ti.ApkInstalled(musl)},
 		),
+		"zstd layer": func() (v1.Image, error) {
+			return ti.Image(nil, must[v1.Layer](t)(tarLayer(true, nil, ti.OSRelease("debian", "12"), ti.DpkgStatus(bash, kesl), jar)))
+		},
+		"uncompressed layer": func() (v1.Image, error) {
+			return ti.Image(nil, must[v1.Layer](t)(tarLayer(false, nil, ti.OSRelease("debian", "12"), ti.DpkgStatus(bash, kesl), jar)))
+		},
 		"file replaced by a directory and back": layers(
 			[]ti.File{{Path: "/opt/kaspersky", Content: []byte("a file")}},
 			[]ti.File{{Path: "/opt/kaspersky/x", Content: []byte("x")}},
@@ -154,6 +170,22 @@ func TestPerLayerEquivalence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tarLayer is a layer of files compressed with zstd, or left uncompressed, with trailer bytes
+// after the tar's end-of-archive blocks (what a tar parser never reads).
+func tarLayer(zstd bool, trailer []byte, files ...ti.File) (v1.Layer, error) {
+	var buf bytes.Buffer
+	if err := ti.WriteTar(&buf, files...); err != nil {
+		return nil, err
+	}
+	buf.Write(trailer)
+	data := buf.Bytes()
+	if !zstd {
+		return static.NewLayer(data, types.OCIUncompressedLayer), nil
+	}
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
 }
 
 // normalize sorts what has no meaningful order.
@@ -224,6 +256,85 @@ func TestLayerCache(t *testing.T) {
 	}
 	if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("inventory after corrupt cache differs:\n%s", diff)
+	}
+}
+
+// TestLayerDigestChecked: a layer blob altered after the tar's end (bytes no tar parser reads)
+// fails its digest check, and nothing of it is cached under the digest it claims.
+func TestLayerDigestChecked(t *testing.T) {
+	t.Parallel()
+	kesl := ti.Deb{Name: "kesl", Version: "12.1.0-1187", Maintainer: ti.KasperskyMaintainer}
+	layer := must[v1.Layer](t)(tarLayer(false, make([]byte, 4096), ti.OSRelease("debian", "12"), ti.DpkgStatus(kesl), ti.File{Path: "/etc/" + t.Name()}))
+	push(t, "tampered", must[v1.Image](t)(ti.Image(nil, layer)))
+	digest := must[v1.Hash](t)(layer.Digest()).String()
+
+	// a registry in front of reg that alters the last byte of that blob
+	upstream := must[*url.URL](t)(url.Parse("http://" + reg.Host))
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+digest) || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		data[len(data)-1] = 'x' // in the trailer: the tar still parses the same
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+
+	cacheDir := t.TempDir()
+	e := newEngine(t, scan.Options{LayerCacheDir: cacheDir})
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/tampered:1"
+	if _, err := scanImage(t, e, ref, nil); err == nil || !strings.Contains(err.Error(), "error verifying sha256 checksum") {
+		t.Fatalf("err = %v, want a digest mismatch", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cacheDir, "*.entry")); len(entries) != 0 {
+		t.Errorf("%d cache entries written for a layer that failed its digest check", len(entries))
+	}
+	// the untouched blob from the registry itself scans
+	if _, err := scanImage(t, e, reg.Ref("tampered:1"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDistroIndependentLayersReused: a layer without OS package databases (a jar, a python
+// dist, an npm package) is analysed once and reused under another distro; a layer with a dpkg
+// database is cataloged again under the new distro. Each image is held to a whole-image scan.
+func TestDistroIndependentLayersReused(t *testing.T) {
+	t.Parallel()
+	bash := ti.Deb{Name: "bash", Version: "5.2.15-2+b2", Maintainer: "Matthias Klose <doko@debian.org>"}
+	jar := must[ti.File](t)(ti.Jar("/app/lib/kav-sdk-1.2.jar", "com.kaspersky.sdk", "kav-sdk", "1.2",
+		map[string]string{"Implementation-Vendor": "AO Kaspersky Lab"}))
+	app := must[v1.Layer](t)(ti.Layer(append(ti.PythonDist("kl-threat-feed", "1.0.0", "AO Kaspersky Lab", "feed"),
+		ti.NpmPackage("@kaspersky/kav-client", "3.1.0", "Kaspersky Lab <dev@kaspersky.com>", "client"), jar,
+		ti.File{Path: "/etc/" + t.Name(), Content: []byte("unique")})...))
+	base11 := must[v1.Layer](t)(ti.Layer(ti.OSRelease("debian", "11"), ti.DpkgStatus(bash), ti.File{Path: "/etc/" + t.Name(), Content: []byte("11")}))
+	base12 := must[v1.Layer](t)(ti.Layer(ti.OSRelease("debian", "12"), ti.DpkgStatus(bash), ti.File{Path: "/etc/" + t.Name(), Content: []byte("12")}))
+	to12 := must[v1.Layer](t)(ti.Layer(ti.OSRelease("debian", "12")))
+	images := []struct {
+		repo     string
+		layers   []v1.Layer
+		wantGets int // blobs fetched: the config and the layers not reusable
+	}{
+		{"distro/debian11", []v1.Layer{base11, app}, 3},
+		{"distro/debian12", []v1.Layer{base12, app}, 2},             // app reused under another distro
+		{"distro/debian11-to-12", []v1.Layer{base11, app, to12}, 3}, // base11's dpkg database again, under debian 12
+	}
+	e := newEngine(t, scan.Options{})
+	for _, im := range images {
+		ref := push(t, im.repo, must[v1.Image](t)(ti.Image(nil, im.layers...)))
+		got := must[[]match.Inventory](t)(scanImage(t, e, ref, nil))
+		if n := reg.BlobGets(im.repo); n != im.wantGets {
+			t.Errorf("%s: %d blob GETs, want %d", im.repo, n, im.wantGets)
+		}
+		want := must[[]match.Inventory](t)(scanImage(t, whole(t), ref, nil))
+		if diff := gocmp.Diff(normalize(want), normalize(got), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s inventory (-whole +per-layer):\n%s", im.repo, diff)
+		}
 	}
 }
 
