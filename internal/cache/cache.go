@@ -287,7 +287,41 @@ func untemplate(s, name, version string) string {
 	if raw, ok := strings.CutPrefix(s, "="); ok {
 		return raw
 	}
-	return strings.NewReplacer("{n}", name, "{u}", strings.ReplaceAll(name, "-", "_"), "{v}", version).Replace(s)
+	// what strings.NewReplacer("{n}", name, "{u}", ..., "{v}", version) does, without building
+	// one per CPE: the audit decodes every record it judges (a replacer per call was a fifth of
+	// its CPU with 200 images of 500 packages)
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(name) + len(version))
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		s = s[i:]
+		if len(s) >= 3 && s[2] == '}' {
+			switch s[1] {
+			case 'n':
+				b.WriteString(name)
+				s = s[3:]
+				continue
+			case 'u':
+				b.WriteString(strings.ReplaceAll(name, "-", "_"))
+				s = s[3:]
+				continue
+			case 'v':
+				b.WriteString(version)
+				s = s[3:]
+				continue
+			}
+		}
+		b.WriteByte('{')
+		s = s[1:]
+	}
 }
 
 func toStored(rec *Record) stored {
