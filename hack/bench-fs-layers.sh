@@ -64,7 +64,8 @@ run() {
 	if [[ $rc -gt 1 ]]; then log "$* exited $rc:"; tail -5 "$WORK/err" >&2; exit 1; fi
 	local kesl=no
 	grep -q '"kesl"' "$WORK/out" && kesl=yes
-	awk -v k="$kesl" '{printf "%.2f %d %s\n", $1, $2/1024, k}' "$WORK/time"
+	# the last line: time(1) first writes "Command exited with non-zero status 1" after a finding
+	tail -n 1 "$WORK/time" | awk -v k="$kesl" '{printf "%.2f %d %s\n", $1, $2/1024, k}'
 }
 embargo() { run bin/embargo scan --insecure -o json "$@"; }
 syft() { run "$SYFT" scan "registry:$1" -o json -q; }
@@ -74,6 +75,7 @@ trivy() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else printf "-" }'; }
 
+log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'cold (embargo --no-cache, syft, trivy with a fresh cache dir):\n'
 printf '%-14s %9s %8s %8s %7s %7s %9s %8s %9s %8s %8s %5s\n' image embargo_s syft_s trivy_s e/syft e/trivy embargo_MB syft_MB trivy_MB rss/syft rss/triv kesl
 for i in "${!REFS[@]}"; do
