@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/anchore/syft/syft"
@@ -578,6 +579,20 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	}
 	defer func() { _ = os.RemoveAll(work) }()
 
+	// the layers no scan has analysed yet: while this scan analyses them, another scan that needs
+	// one of them waits for it and then reads the cache, rather than stream it a second time
+	var missing []string
+	for _, d := range digests {
+		if _, ok := cacheGet[LayerIndex](g.opts.Cache, indexKey(d)); !ok && g.opts.Cache != nil {
+			missing = append(missing, d)
+		}
+	}
+	unlock, err := g.locks.lock(ctx, missing)
+	if err != nil {
+		return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: fmt.Errorf("waiting for another scan of its layers: %w", err)}
+	}
+	defer unlock()
+
 	idxs := make([]*LayerIndex, len(layers))
 	pkgs := make([][]LayerPackage, len(layers))
 	dirs := make([]string, len(layers))
@@ -681,6 +696,63 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 		inv.Files = append(inv.Files, match.File{Path: p, Layer: digests[fs.files[p]]})
 	}
 	return Result{Inventory: inv, PackageCount: len(inv.Packages)}, nil
+}
+
+// layerLocks lets one scan at a time analyse a layer. A scan takes the locks of all the layers
+// it will analyse before it starts, in digest order (so two scans never wait on each other), and
+// holds them until its layers' results are cached.
+type layerLocks struct {
+	mu sync.Mutex
+	m  map[string]*layerLock
+}
+
+type layerLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (ls *layerLocks) lock(ctx context.Context, digests []string) (unlock func(), err error) {
+	digests = slices.Clone(digests)
+	slices.Sort(digests)
+	digests = slices.Compact(digests)
+	var held []string
+	unlock = func() {
+		for _, d := range held {
+			ls.mu.Lock()
+			l := ls.m[d]
+			<-l.ch
+			if l.refs--; l.refs == 0 {
+				delete(ls.m, d)
+			}
+			ls.mu.Unlock()
+		}
+	}
+	for _, d := range digests {
+		ls.mu.Lock()
+		if ls.m == nil {
+			ls.m = map[string]*layerLock{}
+		}
+		l := ls.m[d]
+		if l == nil {
+			l = &layerLock{ch: make(chan struct{}, 1)}
+			ls.m[d] = l
+		}
+		l.refs++
+		ls.mu.Unlock()
+		select {
+		case l.ch <- struct{}{}:
+			held = append(held, d)
+		case <-ctx.Done():
+			ls.mu.Lock()
+			if l.refs--; l.refs == 0 {
+				delete(ls.m, d)
+			}
+			ls.mu.Unlock()
+			unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return unlock, nil
 }
 
 func (g *Generator) workers() int {

@@ -49,6 +49,7 @@ type Generator struct {
 	cfg     *syft.CreateSBOMConfig
 	tempDir string
 	opts    Options
+	locks   layerLocks
 
 	// values holds the license scanner once built; ready is closed then. It is built in the
 	// background, when first needed, so that the pull overlaps it (it costs a second or more).

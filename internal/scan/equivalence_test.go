@@ -338,6 +338,38 @@ func TestDistroIndependentLayersReused(t *testing.T) {
 	}
 }
 
+// TestSharedLayerAnalysedOnce: two new images on one new base layer, scanned at once, fetch and
+// analyse the base once; the second scan waits for the first and reads its result.
+func TestSharedLayerAnalysedOnce(t *testing.T) {
+	t.Parallel()
+	base := must[v1.Layer](t)(ti.Layer(ti.OSRelease("debian", "12"), ti.DpkgStatus(ti.Deb{Name: "bash", Version: "5.2", Maintainer: "Debian"}),
+		ti.File{Path: "/etc/" + t.Name(), Content: make([]byte, 4<<20)}))
+	e := newEngine(t, scan.Options{MaxConcurrent: 2})
+	repos := []string{"shared/app-a", "shared/app-b"}
+	refs := make([]string, len(repos))
+	for i, repo := range repos {
+		app := must[v1.Layer](t)(ti.Layer(ti.File{Path: "/app/" + repo, Content: []byte(repo)}))
+		refs[i] = push(t, repo, must[v1.Image](t)(ti.Image(nil, base, app)))
+	}
+	before := reg.BlobGets(repos[0]) + reg.BlobGets(repos[1])
+	var wg sync.WaitGroup
+	errs := make([]error, len(refs))
+	for i, ref := range refs {
+		wg.Go(func() { _, errs[i] = scanImage(t, e, ref, nil) })
+	}
+	wg.Wait()
+	layers := -before
+	for i, repo := range repos {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		layers += reg.BlobGets(repo) - 1 // one config each
+	}
+	if layers != 3 {
+		t.Errorf("%d layer fetches for the two images, want 3 (the shared base once, each app layer)", layers)
+	}
+}
+
 // TestFileCountLimit: an image of a million empty files, far under the byte limit, is refused as
 // TooLarge with a message naming the limit, and the refusal stays within bounded memory. Not
 // parallel: the heap it samples is then its own.
