@@ -56,12 +56,13 @@ func response(kind, name string, d decision.Decision) admission.Response {
 		for _, se := range p.ScanErrors {
 			ct := se.Container
 			if se.Outcome == decision.Deny {
-				denials = append(denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %v; policy %s fails closed (onScanError: Deny)",
-					ct.Kind, ct.Name, ct.Image, se.Reason, se.Err, p.Policy))
+				denials = append(denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %s; policy %s fails closed (onScanError: Deny)",
+					ct.Kind, ct.Name, ct.Image, se.Reason, se.Detail, p.Policy))
 				policies = appendUnique(policies, p.Policy)
 				continue
 			}
-			warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ct.Kind, ct.Name, se.Reason))
+			// the detail last: the clip may shorten it, never what was decided
+			warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow: %s", ct.Kind, ct.Name, se.Reason, se.Detail))
 		}
 	}
 	if len(denials) == 0 {

@@ -58,7 +58,8 @@ var (
 	})
 
 	// AuditEvaluations counts audits of one policy over the cluster's pods (each evaluates every
-	// pod it selects): what a cluster change costs the leader.
+	// pod it selects): what a cluster change costs the leader. An audit counts once it is over,
+	// its status written.
 	AuditEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "embargo_audit_evaluations_total",
 		Help: "Audits of a VendorPolicy over the pods it selects, by policy.",
