@@ -650,8 +650,11 @@ func scaleParams() (pods, images int) {
 	return pods, images
 }
 
-// TestAuditScale: 1,000 pods over 50 images cost exactly 50 scans, one manifest pull per image.
-// Half the pods report their digest in status.imageID, half name a tag only. Every fifth image
+// TestAuditScale: 1,000 pods over 50 images cost exactly 50 scans, one manifest pull per image,
+// and one ImageScan each; a policy created after the pods accounts for every violating pod in
+// its status (counts, gauge, a capped list) within a minute, and one that was there before
+// them audits about once a second through the burst of pod events, not once per event. Half
+// the pods report their digest in status.imageID, half name a tag only. Every fifth image
 // carries kesl. Reports the time to converged status and the peak memory of the process.
 func TestAuditScale(t *testing.T) {
 	t.Parallel()
@@ -680,6 +683,10 @@ func TestAuditScale(t *testing.T) {
 		}
 	}
 	wantImages := (nImages + 4) / 5
+	want := wantCounts(counts{wantViolating, wantViolating, wantViolating, wantImages, 0})
+	early := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	auditedSince(t, early.Name) // its first audits are over: what follows is the pods' doing
+	earlyAudits := evaluations(early.Name)
 
 	mem := memwatch.Start(100 * time.Millisecond)
 	start := time.Now()
@@ -719,13 +726,30 @@ func TestAuditScale(t *testing.T) {
 
 	policyAt := time.Now()
 	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
-	got := waitStatus(t, p.Name, 5*time.Minute, wantCounts(counts{wantViolating, wantViolating, wantViolating, wantImages, 0}))
+	got := waitStatus(t, p.Name, 5*time.Minute, want)
 	converged := time.Since(start)
 	fromPolicy := time.Since(policyAt)
 	peakHeap, hwm := mem()
+	waitStatus(t, early.Name, time.Minute, want)
+	earlyAudits = evaluations(early.Name) - earlyAudits
+	through := time.Since(start)
 
+	if fromPolicy > time.Minute {
+		t.Errorf("the status converged %s after the policy was created, want within a minute", fromPolicy.Round(time.Millisecond))
+	}
+	// debounced: the pods' creations and status updates, and the ImageScans written meanwhile,
+	// fold into about one audit a second
+	if limit := through.Seconds() + 5; earlyAudits > limit {
+		t.Errorf("the policy that saw the pods come: %v audits in %s, want at most %.0f", earlyAudits, through.Round(time.Millisecond), limit)
+	}
+	wantGauge(t, p.Name, ns, float64(wantViolating))
 	if len(got.Status.Violations) != 50 || !got.Status.Truncated {
 		t.Errorf("listed %d violations (truncated %v), want 50 and truncated", len(got.Status.Violations), got.Status.Truncated)
+	}
+	for _, v := range got.Status.Violations {
+		if i, err := strconv.Atoi(strings.TrimPrefix(v.Pod, "p-")); v.Namespace != ns || err != nil || (i%nImages)%5 != 0 || v.Vendor != kasperskyVendor {
+			t.Errorf("listed violation %+v: not one of this test's kesl pods", v)
+		}
 	}
 	scans := 0
 	for i := range nImages {
@@ -741,14 +765,18 @@ func TestAuditScale(t *testing.T) {
 		if err := k8s.List(ctx, &list); err != nil {
 			return err
 		}
-		scanned := 0
+		mine, scanned := 0, 0
 		for _, is := range list.Items {
-			if strings.Contains(is.Spec.Image, "scale-"+ns+"/") && is.Status.Phase == v1alpha1.ImageScanScanned {
+			if !strings.Contains(is.Spec.Image, "scale-"+ns+"/") {
+				continue
+			}
+			mine++
+			if is.Status.Phase == v1alpha1.ImageScanScanned {
 				scanned++
 			}
 		}
-		if scanned != nImages {
-			return fmt.Errorf("%d ImageScans Scanned, want %d", scanned, nImages)
+		if mine != nImages || scanned != nImages {
+			return fmt.Errorf("%d ImageScans, %d Scanned; want %d, all Scanned", mine, scanned, nImages)
 		}
 		return nil
 	})
@@ -773,9 +801,9 @@ func TestAuditScale(t *testing.T) {
 	if len(one.Status.Record) > 2<<10 || one.Status.ObservedGeneration != one.Generation || !meta.IsStatusConditionTrue(one.Status.Conditions, v1alpha1.ImageScanReadyCondition) {
 		t.Errorf("ImageScan %s: %d record bytes, observedGeneration %d of %d, conditions %+v", one.Name, len(one.Status.Record), one.Status.ObservedGeneration, one.Generation, one.Status.Conditions)
 	}
-	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB",
+	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s early_policy_audits=%v peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB",
 		nPods, nImages, scans, wantViolating, created.Round(time.Millisecond), converged.Round(time.Millisecond), fromPolicy.Round(time.Millisecond),
-		peakHeap>>20, hwm>>20, size>>10)
+		earlyAudits, peakHeap>>20, hwm>>20, size>>10)
 }
 
 // TestImageScanRescanOnPathRule: ImageScans keep only the files some path rule matches. A policy
