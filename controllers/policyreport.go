@@ -30,6 +30,7 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/kinds"
+	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
 )
 
@@ -280,6 +281,7 @@ func (r *PolicyReporter) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 			failed++
 			continue
 		}
+		metrics.PolicyReportWrites.WithLabelValues(u.GetNamespace()).Inc()
 		log.V(1).Info("deleted PolicyReport: namespace clean", "namespace", u.GetNamespace())
 	}
 	now := r.Clock.Now()
@@ -418,6 +420,7 @@ func (r *PolicyReporter) apply(ctx context.Context, ns string, want reportConten
 	if err != nil {
 		return err
 	}
+	metrics.PolicyReportWrites.WithLabelValues(ns).Inc()
 	ctrl.LoggerFrom(ctx).V(1).Info("wrote PolicyReport", "namespace", ns, "fail", want.Summary.Fail, "skip", want.Summary.Skip)
 	return nil
 }
