@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -237,21 +238,29 @@ func TestScanErrorDetail(t *testing.T) {
 		image       string
 		onScanError v1alpha1.ScanErrorAction
 		want        string // the whole warning, or a part of the message
+		container   string // instead of "app"
 	}{
 		"too large, Allow": {"reg.example/huge:1", v1alpha1.ScanErrorAllow,
-			`embargo: container "app" not checked (TooLarge); admitted by onScanError: Allow: more than 500000 files in its layers...`},
+			`embargo: container "app" not checked (TooLarge); admitted by onScanError: Allow: more than 500000 files in its layers...`, ""},
 		"too large, Deny": {"reg.example/huge:1", v1alpha1.ScanErrorDeny,
-			`could not be checked (TooLarge): more than 500000 files in its layers (raise --max-image-files to scan it); policy p fails closed`},
+			`could not be checked (TooLarge): more than 500000 files in its layers (raise --max-image-files to scan it); policy p fails closed`, ""},
 		"credentials, Allow": {"reg.example/private:1", v1alpha1.ScanErrorAllow,
-			`embargo: container "app" not checked (Unauthorized); admitted by onScanError: Allow: GET https://reg.example/v2/priva...`},
+			`embargo: container "app" not checked (Unauthorized); admitted by onScanError: Allow: GET https://reg.example/v2/priva...`, ""},
+		"long container name: the detail gives way": {"reg.example/huge:1", v1alpha1.ScanErrorAllow,
+			`embargo: container "a-container-name-of-forty-four-characters-xx" not checked (TooLarge); admitted by onScanError: Allow`,
+			"a-container-name-of-forty-four-characters-xx"},
 		"credentials, Deny": {"reg.example/private:1", v1alpha1.ScanErrorDeny,
-			`could not be checked (Unauthorized): GET https://reg.example/v2/private/manifests/1: UNAUTHORIZED; policy p fails closed`},
+			`could not be checked (Unauthorized): GET https://reg.example/v2/private/manifests/1: UNAUTHORIZED; policy p fails closed`, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			e := &engine{errs: map[string]error{"reg.example/huge:1": huge, "reg.example/private:1": private}}
 			h := handler(t, e, vendorPolicy("p", v1alpha1.VendorPolicySpec{OnScanError: tc.onScanError}))
-			resp := h.Handle(context.Background(), podRequest(t, "shop", tc.image))
+			req := podRequest(t, "shop", tc.image)
+			if tc.container != "" {
+				req.Object.Raw = bytes.Replace(req.Object.Raw, []byte(`"name":"app"`), []byte(`"name":"`+tc.container+`"`), 1)
+			}
+			resp := h.Handle(context.Background(), req)
 			all := strings.Join(resp.Warnings, "\n")
 			if resp.Result != nil {
 				all += "\n" + resp.Result.Message

@@ -61,8 +61,7 @@ func response(kind, name string, d decision.Decision) admission.Response {
 				policies = appendUnique(policies, p.Policy)
 				continue
 			}
-			// the detail last: the clip may shorten it, never what was decided
-			warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow: %s", ct.Kind, ct.Name, se.Reason, se.Detail))
+			warn(scanErrorWarning(ct, se))
 		}
 	}
 	if len(denials) == 0 {
@@ -121,6 +120,17 @@ func warning(ct *decision.Container, f match.Finding, p decision.PolicyDecision)
 		body = decision.Clip(body, room)
 	}
 	return head + body + tail
+}
+
+// scanErrorWarning is the one-line warning for a container admitted by onScanError: Allow,
+// ending in the error's detail (the limit to raise, the registry's answer). Only the detail is
+// shortened to fit: what was decided always shows whole.
+func scanErrorWarning(ct *decision.Container, se decision.ScanError) string {
+	head := fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ct.Kind, ct.Name, se.Reason)
+	if room := maxWarning - len(head) - len(": "); se.Detail != "" && room > 10 {
+		return head + ": " + decision.Clip(se.Detail, room)
+	}
+	return head
 }
 
 // describe renders a finding as "kesl 12.1.0 (deb) from AO Kaspersky Lab: dpkg Maintainer = "…", layer sha256:…".
