@@ -162,11 +162,10 @@ func citation(basis string) string {
 	if len(basis) <= 160 {
 		return strings.TrimSuffix(basis, ".")
 	}
-	cut := strings.LastIndex(basis[:157], " ")
-	if cut < 40 {
-		cut = 157
+	if cut := strings.LastIndex(basis[:157], " "); cut >= 40 {
+		return basis[:cut] + "..."
 	}
-	return basis[:cut] + "..."
+	return decision.Clip(basis, 160) // no word break: never inside a UTF-8 sequence
 }
 
 // lastSegment shortens an image reference to its last path segment: "team/app:1.2".
