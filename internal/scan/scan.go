@@ -56,8 +56,9 @@ type Options struct {
 	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
 	// kept to compare the two.
 	WholeImage bool
-	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations); by default they are
-	// read and recorded as declared inventories beside the scanned ones.
+	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations, OCI referrers, cosign
+	// tags); by default they are read, within attached.NewBudget per image, and recorded as
+	// declared inventories beside the scanned ones.
 	IgnoreAttached bool
 }
 
