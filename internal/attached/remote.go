@@ -136,7 +136,7 @@ func readReferrers(ctx context.Context, repo name.Repository, s Subject, idx v1.
 			continue // signatures, provenance and other artifacts declare no packages
 		}
 		if n++; n > MaxReferrers {
-			out = append(out, failed(s.Platform, match.SourceReferrer, desc.Digest.String(), fmt.Errorf("more than %d SBOM referrers of %s; the rest are not read", MaxReferrers, s.Digest)))
+			out = append(out, failed(s.Platform, match.SourceReferrer, desc.Digest.String(), fmt.Errorf("more than %d SBOM referrers (or referrers listed without a type) of %s; the rest are not read", MaxReferrers, s.Digest)))
 			break
 		}
 		ok, refused := b.manifest(s.Platform, match.SourceReferrer, desc.Digest.String())
