@@ -59,17 +59,25 @@ type Subject struct {
 // without one, its config's media type (`oras attach` before OCI 1.1); the registry's listing
 // reports it, and a referrer the listing gives no type for is fetched to find out.
 //
-// What it costs, for an image that has no attachments: one tag list, plus one referrers query
+// What it costs, for an image that has no attachments: one authentication ping (GET /v2/: all of
+// it goes through one client, which authenticates once), one tag list, plus one referrers query
 // per subject on a registry with the referrers API, or one referrers query in all on a registry
 // without it (the tag list tells which fallback tags exist, so none is fetched blindly). One tag
 // list, rather than a HEAD per legacy tag, is what makes cosign's tags affordable: probing
 // .sbom and .att per subject would cost 2 requests per platform for every image, and most
 // images have neither. When the registry refuses the tag list (some grant pull but not list),
-// the legacy tags are probed directly instead.
+// the fallback and legacy tags are probed directly instead.
 func Remote(ctx context.Context, repo name.Repository, subjects []Subject, opts []remote.Option, b *Budget) []match.Inventory {
 	if len(subjects) == 0 {
 		return nil
 	}
+	// one puller for every request below: it authenticates to repo once, not once per call
+	opts = append(slices.Clone(opts), remote.WithReferrersTagFallback(false))
+	p, err := remote.NewPuller(opts...)
+	if err != nil {
+		return []match.Inventory{failed(subjects[0].Platform, match.SourceReferrer, subjects[0].Digest.String(), err)}
+	}
+	opts = append(opts, remote.Reuse(p))
 	tags, listErr := remote.List(repo, opts...)
 	listed := listErr == nil
 	has := func(tag string) bool { return !listed || slices.Contains(tags, tag) }
@@ -85,13 +93,16 @@ func Remote(ctx context.Context, repo name.Repository, subjects []Subject, opts 
 		var idx v1.ImageIndex
 		var err error
 		if api {
-			idx, err = remote.Referrers(d, append(opts, remote.WithReferrersTagFallback(false))...)
+			idx, err = remote.Referrers(d, opts...)
 			if err != nil && strings.Contains(err.Error(), "does not support the Referrers API") {
 				api, err = false, nil // learnt on the first subject: the rest use the tag schema
 			}
 		}
 		if !api && has(fallback) {
-			idx, err = remote.Referrers(d, opts...) // the tag schema: one more failed API query, then the tag
+			// the tag schema: the index of referrers is tagged sha256-<hex>
+			if idx, err = remote.Index(repo.Tag(fallback), opts...); err != nil && isNotFound(err) {
+				idx, err = nil, nil
+			}
 		}
 		if err != nil {
 			out = append(out, failed(s.Platform, match.SourceReferrer, s.Digest.String(), fmt.Errorf("listing referrers: %w", err)))

@@ -41,6 +41,7 @@ type Registry struct {
 	blobs     map[string]int
 	requests  map[string]int
 	byKind    map[[2]string]int
+	pings     int
 	delay     time.Duration
 }
 
@@ -120,6 +121,10 @@ func (r *Registry) handler(inner http.Handler) http.Handler {
 			r.requests[repo]++
 			r.byKind[[2]string{repo, kind}]++
 			r.mu.Unlock()
+		} else if strings.TrimSuffix(req.URL.Path, "/") == "/v2" {
+			r.mu.Lock()
+			r.pings++
+			r.mu.Unlock()
 		}
 		if req.Method == http.MethodGet {
 			if repo, kind, ok := splitPath(req.URL.Path); ok && (kind == "manifests" || kind == "blobs") {
@@ -196,6 +201,14 @@ func (r *Registry) RequestsByKind(repo string) map[string]int {
 		}
 	}
 	return out
+}
+
+// Pings is how many GET /v2/ requests (a client's version check and authentication challenge,
+// made before it first reaches a repository) the registry has served.
+func (r *Registry) Pings() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pings
 }
 
 // Close stops the registry.
