@@ -226,3 +226,58 @@ func TestBudgetAcrossSubjects(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkRemoteNoAttachments is what reading attachments costs on its own for a two-platform
+// index that has none (the index and two platform subjects), on each kind of registry: the
+// absolute figure BenchmarkAttachedOverhead in internal/scan sees inside a whole scan's noise.
+func BenchmarkRemoteNoAttachments(b *testing.B) {
+	for _, kind := range []string{"tag schema", "referrers API"} {
+		b.Run(strings.ReplaceAll(kind, " ", "-"), func(b *testing.B) {
+			r, err := ti.NewRegistry(registries[kind]...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var imgs []v1.Image
+			subjects := []attached.Subject{{}}
+			for _, arch := range []string{"amd64", "arm64"} {
+				l, err := ti.Layer(ti.File{Path: "/etc/" + arch, Content: []byte(arch)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				img, err := ti.Image(&v1.Platform{OS: "linux", Architecture: arch}, l)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := img.Digest()
+				if err != nil {
+					b.Fatal(err)
+				}
+				imgs, subjects = append(imgs, img), append(subjects, attached.Subject{Platform: "linux/" + arch, Digest: d})
+			}
+			idx, err := ti.Index(imgs...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.PushIndex("bench/none:1", idx); err != nil {
+				b.Fatal(err)
+			}
+			if subjects[0].Digest, err = idx.Digest(); err != nil {
+				b.Fatal(err)
+			}
+			repo, err := name.NewRepository(r.Host + "/bench/none")
+			if err != nil {
+				b.Fatal(err)
+			}
+			before, pings := r.Requests("bench/none"), r.Pings()
+			b.ResetTimer()
+			for range b.N {
+				if invs := attached.Remote(context.Background(), repo, subjects, nil, attached.NewBudget()); len(invs) != 0 {
+					b.Fatalf("attachments of an index without any: %+v", invs)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(r.Requests("bench/none")-before+r.Pings()-pings)/float64(b.N), "requests/op")
+		})
+	}
+}
