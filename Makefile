@@ -93,6 +93,7 @@ test: verify vet envtest-assets build ## everything CI runs
 
 bench: envtest-assets ## the engine and handler benchmarks; hack/bench-vs-syft.sh and hack/loadtest.sh for the CLI and the webhook
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/scan/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/attached/
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test -run '^$$' -bench HandleWarmCache -benchmem ./test/integration/
 
 test-e2e: envtest-assets build ## the end-to-end tests alone: real apiserver, chart, kubectl, helm, bin/manager, bin/embargo, bin/image, the demo

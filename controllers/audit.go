@@ -21,6 +21,13 @@ import (
 // status stays small (about 25 KiB) whatever the cluster runs.
 const MaxListedViolations = 50
 
+// MaxListedAttachedSBOMErrors caps VendorPolicy status.attachedSBOMErrors, and maxAttachedSBOMMessage
+// each one's message; status.unusableAttachedSBOMs counts them all.
+const (
+	MaxListedAttachedSBOMErrors = 10
+	maxAttachedSBOMMessage      = 256
+)
+
 // podView is what the audit needs of one pod.
 type podView struct {
 	Namespace  string
@@ -71,6 +78,9 @@ type evaluation struct {
 	Offenders         []offender
 	// Refs are the listed violations' workloads, by workloadKey, for the PolicyReports.
 	Refs map[string]WorkloadRef
+	// Unusable are the attached SBOMs of selected images that the policy would count but could
+	// not use, one per image digest and document, sorted.
+	Unusable []v1alpha1.AttachedSBOMError
 }
 
 func workloadKey(namespace, kind, name string) string {
@@ -87,6 +97,7 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 	workloads := map[string]bool{}
 	offenders := map[string]int{}
 	listed := map[string]int{}
+	unusable := map[string]int{}
 
 	for _, p := range pods {
 		if !c.Selects(p.Namespace, nsLabels[p.Namespace], p.Labels, exempt) {
@@ -101,6 +112,17 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 			in.Containers = append(in.Containers, ct)
 		}
 		pd := decision.Decide(in).Policies[0]
+		for _, u := range pd.Unusable {
+			key := u.Container.Digest + "\x00" + u.Source.Kind + "\x00" + u.Source.Digest + "\x00" + u.Message
+			if i, ok := unusable[key]; ok {
+				if u.Container.Image < ev.Unusable[i].Image { // a stable name, whatever the pod order
+					ev.Unusable[i].Image = u.Container.Image
+				}
+				continue
+			}
+			unusable[key] = len(ev.Unusable)
+			ev.Unusable = append(ev.Unusable, v1alpha1.AttachedSBOMError{Image: u.Container.Image, Digest: u.Container.Digest, Message: u.Message})
+		}
 		for _, se := range pd.ScanErrors {
 			if se.Container.Digest == "" {
 				unchecked["image "+se.Container.Image] = true
@@ -154,6 +176,9 @@ func evaluate(c *policy.Compiled, pods []podView, nsLabels map[string]map[string
 	}
 	ev.Pods, ev.Workloads, ev.Images, ev.Unchecked = len(podsSeen), len(workloads), len(images), len(unchecked)
 	slices.SortFunc(ev.Violations, compareViolations)
+	slices.SortFunc(ev.Unusable, func(a, b v1alpha1.AttachedSBOMError) int {
+		return cmp.Or(cmp.Compare(a.Digest, b.Digest), cmp.Compare(a.Message, b.Message), cmp.Compare(a.Image, b.Image))
+	})
 	return ev
 }
 
@@ -198,14 +223,19 @@ func compareViolations(a, b v1alpha1.Violation) int {
 // the caller stamps it only when something else changed.
 func auditStatus(old *v1alpha1.VendorPolicyStatus, generation int64, c *policy.Compiled, ev *evaluation, now time.Time) v1alpha1.VendorPolicyStatus {
 	st := v1alpha1.VendorPolicyStatus{
-		Conditions:         cloneConditions(old.Conditions),
-		ObservedGeneration: generation,
-		TotalViolations:    ev.Total,
-		ViolatingWorkloads: ev.Workloads,
-		ViolatingPods:      ev.Pods,
-		ViolatingImages:    ev.Images,
-		UncheckedImages:    ev.Unchecked,
-		LastAuditTime:      old.LastAuditTime,
+		Conditions:            cloneConditions(old.Conditions),
+		ObservedGeneration:    generation,
+		TotalViolations:       ev.Total,
+		ViolatingWorkloads:    ev.Workloads,
+		ViolatingPods:         ev.Pods,
+		ViolatingImages:       ev.Images,
+		UncheckedImages:       ev.Unchecked,
+		UnusableAttachedSBOMs: len(ev.Unusable),
+		LastAuditTime:         old.LastAuditTime,
+	}
+	for _, u := range ev.Unusable[:min(len(ev.Unusable), MaxListedAttachedSBOMErrors)] {
+		u.Message = decision.Clip(u.Message, maxAttachedSBOMMessage)
+		st.AttachedSBOMErrors = append(st.AttachedSBOMErrors, u)
 	}
 	pd := decision.Decide(decision.Input{Policies: []*policy.Compiled{c}, Now: now}).Policies[0]
 	action := pd.Action
@@ -226,19 +256,25 @@ func auditStatus(old *v1alpha1.VendorPolicyStatus, generation int64, c *policy.C
 
 	setCondition(&st.Conditions, generation, now, v1alpha1.VendorPolicyReadyCondition, metav1.ConditionTrue,
 		v1alpha1.VendorPolicyCompiledReason, "The policy compiled and the audit completed")
+	// Unusable attached SBOMs change no verdict (the images are judged on the rest of their
+	// evidence), so they change no condition's status either: the message says what it lacked.
+	var lacking string
+	if n := len(ev.Unusable); n > 0 {
+		lacking = fmt.Sprintf("; %d attached SBOMs could not be used (status.attachedSBOMErrors)", n)
+	}
 	switch {
 	case ev.Total > 0:
 		msg := fmt.Sprintf("%d containers in %d workloads run banned-vendor software (%d images); action now: %s", ev.Total, ev.Workloads, ev.Images, action)
 		if ev.Unchecked > 0 {
 			msg += fmt.Sprintf("; %d images could not be checked", ev.Unchecked)
 		}
-		setCondition(&st.Conditions, generation, now, v1alpha1.VendorPolicyCompliantCondition, metav1.ConditionFalse, v1alpha1.VendorPolicyViolationsReason, msg)
+		setCondition(&st.Conditions, generation, now, v1alpha1.VendorPolicyCompliantCondition, metav1.ConditionFalse, v1alpha1.VendorPolicyViolationsReason, msg+lacking)
 	case ev.Unchecked > 0:
 		setCondition(&st.Conditions, generation, now, v1alpha1.VendorPolicyCompliantCondition, metav1.ConditionUnknown, v1alpha1.VendorPolicyUncheckedReason,
-			fmt.Sprintf("No violations found, but %d images are not scanned yet or could not be scanned", ev.Unchecked))
+			fmt.Sprintf("No violations found, but %d images are not scanned yet or could not be scanned", ev.Unchecked)+lacking)
 	default:
 		setCondition(&st.Conditions, generation, now, v1alpha1.VendorPolicyCompliantCondition, metav1.ConditionTrue, v1alpha1.VendorPolicyNoViolationsReason,
-			"No selected workload runs banned-vendor software")
+			"No selected workload runs banned-vendor software"+lacking)
 	}
 	return st
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/cache"
 	"github.com/embargo-dev/embargo/internal/catalog"
+	"github.com/embargo-dev/embargo/internal/decision"
 	"github.com/embargo-dev/embargo/internal/match"
 	"github.com/embargo-dev/embargo/internal/policy"
 )
@@ -304,5 +306,65 @@ func TestRequeueAfter(t *testing.T) {
 				t.Errorf("requeueAfter = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestStatusUnusableAttachedSBOMs: attached SBOMs that could not be used are counted once per
+// image digest and document, listed up to the cap, named in the Compliant condition, and only
+// for policies that read attached SBOMs; they change no verdict.
+func TestStatusUnusableAttachedSBOMs(t *testing.T) {
+	recs := sampleRecords()
+	bad := func(platform, digest, err string) match.Inventory {
+		return match.Inventory{Platform: platform, Source: &match.Source{Kind: match.SourceReferrer, Digest: digest, Error: err}}
+	}
+	keslRec := *recs[dgKesl]
+	keslRec.Inventories = append(slices.Clone(keslRec.Inventories),
+		bad("linux/amd64", "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "too large: 41943083 bytes, over the 40 MiB limit"),
+		bad("", "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "not an SBOM: "+strings.Repeat("x", 400)))
+	recs[dgKesl] = &keslRec
+	var manyInvs []match.Inventory
+	for i := range 12 {
+		manyInvs = append(manyInvs, bad("linux/arm64", fmt.Sprintf("sha256:%064x", i), "not an SBOM"))
+	}
+	recs[dgClean] = &cache.Record{Digest: dgClean, Inventories: append(slices.Clone(recs[dgClean].Inventories), manyInvs...)}
+	cluster := []podView{
+		// two pods, two names of one digest: its documents count once, under the smaller name
+		pv("shop", "web-b", "Deployment", "web", "app=reg/web:2|"+dgKesl),
+		pv("shop", "web-a", "Deployment", "web", "app=reg/web:1|"+dgKesl),
+	}
+
+	evidence := compile(t, v1alpha1.VendorPolicySpec{})
+	ev := evaluate(evidence, cluster, nil, nil, recs.get, auditNow)
+	st := auditStatus(&v1alpha1.VendorPolicyStatus{}, 3, evidence, ev, auditNow)
+	want := []v1alpha1.AttachedSBOMError{
+		{Image: "reg/web:1", Digest: dgKesl, Message: "attached SBOM sha256:aaaaaaaaaaaa (oci-referrer) of linux/amd64 unusable: too large: 41943083 bytes, over the 40 MiB limit"},
+		{Image: "reg/web:1", Digest: dgKesl, Message: decision.Clip("attached SBOM sha256:bbbbbbbbbbbb (oci-referrer) of the index unusable: not an SBOM: "+strings.Repeat("x", 400), maxAttachedSBOMMessage)},
+	}
+	if diff := cmp.Diff(want, st.AttachedSBOMErrors); diff != "" || st.UnusableAttachedSBOMs != 2 {
+		t.Errorf("unusableAttachedSBOMs %d (want 2), attachedSBOMErrors (-want +got):\n%s", st.UnusableAttachedSBOMs, diff)
+	}
+	if st.TotalViolations != 2 {
+		t.Errorf("totalViolations %d: the image's own kesl must still count", st.TotalViolations)
+	}
+	compliant := meta.FindStatusCondition(st.Conditions, v1alpha1.VendorPolicyCompliantCondition)
+	if compliant.Reason != v1alpha1.VendorPolicyViolationsReason || !strings.HasSuffix(compliant.Message, "; 2 attached SBOMs could not be used (status.attachedSBOMErrors)") {
+		t.Errorf("Compliant = %+v, want the violations and the unusable SBOMs", compliant)
+	}
+
+	// more than the cap: all counted, the first ten listed; no violation, still Compliant
+	clean := []podView{pv("shop", "proxy", "Pod", "proxy", "proxy=reg/envoy:1|"+dgClean)}
+	st = auditStatus(&v1alpha1.VendorPolicyStatus{}, 3, evidence, evaluate(evidence, clean, nil, nil, recs.get, auditNow), auditNow)
+	if st.UnusableAttachedSBOMs != 12 || len(st.AttachedSBOMErrors) != MaxListedAttachedSBOMErrors || !strings.Contains(st.AttachedSBOMErrors[0].Message, fmt.Sprintf("sha256:%012x", 0)) {
+		t.Errorf("unusableAttachedSBOMs %d (want 12), listed %d (want %d): %+v", st.UnusableAttachedSBOMs, len(st.AttachedSBOMErrors), MaxListedAttachedSBOMErrors, st.AttachedSBOMErrors)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "12 attached SBOMs could not be used") {
+		t.Errorf("Compliant = %+v, want True, naming 12 unusable SBOMs", c)
+	}
+
+	// a policy that ignores attached SBOMs does not mention them
+	ignore := compile(t, v1alpha1.VendorPolicySpec{SBOM: v1alpha1.SBOMSpec{Attached: v1alpha1.AttachedSBOMIgnore}})
+	st = auditStatus(&v1alpha1.VendorPolicyStatus{}, 3, ignore, evaluate(ignore, append(cluster, clean...), nil, nil, recs.get, auditNow), auditNow)
+	if st.UnusableAttachedSBOMs != 0 || st.AttachedSBOMErrors != nil {
+		t.Errorf("Ignore policy: unusableAttachedSBOMs %d, attachedSBOMErrors %+v, want none", st.UnusableAttachedSBOMs, st.AttachedSBOMErrors)
 	}
 }

@@ -188,7 +188,7 @@ func (r *ImageScans) SaveFailure(ctx context.Context, digest, image string, scan
 	st := &is.Status
 	st.Phase = v1alpha1.ImageScanFailed
 	st.Failures++
-	st.Message = decision.Clip(scanErr.Error(), 1024)
+	st.Message = decision.Clip(registry.Redact(scanErr.Error()), 1024) // ImageScans are read cluster-wide
 	r.setCondition(is, v1alpha1.ImageScanScannedCondition, metav1.ConditionFalse, cache.FailureReason(scanErr), st.Message)
 	r.setCondition(is, v1alpha1.ImageScanReadyCondition, metav1.ConditionFalse, v1alpha1.ImageScanNotScannedReason, "no record to match: "+st.Message)
 	st.ObservedGeneration = is.Generation

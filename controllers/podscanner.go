@@ -83,6 +83,9 @@ func (r *PodScanner) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 2
 	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("podscanner").
 		For(&corev1.Pod{}, builder.WithPredicates(podImagesChanged(r.Exempt))).
@@ -126,13 +129,6 @@ func auditable(pod *corev1.Pod, exempt []string) bool {
 	return !slices.Contains(exempt, pod.Namespace) && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
 }
 
-func (r *PodScanner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 // Reconcile scans the digests of one pod's containers that have no record yet.
 func (r *PodScanner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
@@ -170,7 +166,7 @@ func (r *PodScanner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if _, ok := r.Engine.Lookup(ctx, digest); ok {
 			continue
 		}
-		if d := r.retries.wait(digest, r.now()); d > 0 {
+		if d := r.retries.wait(digest, r.Now()); d > 0 {
 			later(d)
 			continue
 		}
@@ -178,7 +174,7 @@ func (r *PodScanner) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// counted once however many pods run the image. A caller that checked just before
 		// the previous flight landed looks again inside its own.
 		v, err, _ := r.flights.Do(digest, func() (any, error) {
-			if d := r.retries.wait(digest, r.now()); d > 0 {
+			if d := r.retries.wait(digest, r.Now()); d > 0 {
 				return d, nil
 			}
 			if _, ok := r.Engine.Lookup(ctx, digest); ok {
@@ -219,7 +215,7 @@ func (r *PodScanner) target(ctx context.Context, pod *corev1.Pod, c container, k
 		}
 		log.V(1).Info("unusable image digest, resolving the spec's image instead", logKeyImage, ref, "error", err.Error())
 	}
-	now := r.now()
+	now := r.Now()
 	cached, ok := r.Tags.Get(pod.Namespace, c.Image)
 	if ok && now.Sub(cached.At) < r.TagTTL {
 		return cached.Target, 0, false
@@ -261,7 +257,7 @@ func (r *PodScanner) scan(ctx context.Context, t registry.Target, kc authn.Keych
 	if err != nil {
 		return 0, errors.Join(scanErr, err)
 	}
-	d := r.retries.fail(digest, failures, registry.Permanent(scanErr), r.now())
+	d := r.retries.fail(digest, failures, registry.Permanent(scanErr), r.Now())
 	log.Info("image scan failed; retrying later", logKeyImage, t.Ref.String(), logKeyDigest, digest,
 		"reason", cache.FailureReason(scanErr), logKeyFailures, failures, logKeyRetry, d.String(), "error", scanErr.Error())
 	return d, nil

@@ -49,7 +49,7 @@ type RecordSource interface {
 // with ImageScan records, never a registry call. Pod and Namespace changes re-audit every policy
 // after a short debounce, so a burst of a thousand pod events costs a few audits; an ImageScan
 // change re-audits, after the same debounce, only the policies selecting a pod that runs its
-// digest (found through a field index on Pods by digest).
+// digest (found through a field index on Pods by digest). Build it with NewPolicyAuditor.
 type PolicyAuditor struct {
 	Client   client.Client
 	Policies *policy.Set
@@ -67,10 +67,34 @@ type PolicyAuditor struct {
 	Reports *PolicyReporter
 
 	poke chan event.GenericEvent
+	// told holds, per policy, the offenders already told by an event.
+	told *told
+}
 
-	mu sync.Mutex
-	// reported holds, per policy, the offenders already told by an event.
-	reported map[string]map[string]bool
+// told is, per policy, the offenders (digest × workload) already told by an event.
+type told struct {
+	mu       sync.Mutex
+	byPolicy map[string]map[string]bool
+}
+
+// NewPolicyAuditor returns a with its defaults filled in: the real clock, a 10-minute resync, a
+// one-second debounce, its own tag cache when none is shared.
+func NewPolicyAuditor(a PolicyAuditor) *PolicyAuditor {
+	if a.Clock == nil {
+		a.Clock = clock.RealClock{}
+	}
+	if a.Resync <= 0 {
+		a.Resync = 10 * time.Minute
+	}
+	if a.Debounce <= 0 {
+		a.Debounce = time.Second
+	}
+	if a.Tags == nil {
+		a.Tags = registry.NewTagCache(0)
+	}
+	a.poke = make(chan event.GenericEvent, 1)
+	a.told = &told{byPolicy: map[string]map[string]bool{}}
+	return &a
 }
 
 // PodDigestIndex is the field index on Pods, in the manager's cache, by the digests their
@@ -103,7 +127,6 @@ func podDigests(obj client.Object) []string {
 
 // SetupWithManager registers the controller and the Pod digest index; it runs on the leader only.
 func (r *PolicyAuditor) SetupWithManager(mgr ctrl.Manager) error {
-	r.defaults()
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, PodDigestIndex, podDigests); err != nil {
 		return fmt.Errorf("indexing pods by digest: %w", err)
 	}
@@ -118,24 +141,6 @@ func (r *PolicyAuditor) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(r.poke, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
-}
-
-func (r *PolicyAuditor) defaults() {
-	if r.Clock == nil {
-		r.Clock = clock.RealClock{}
-	}
-	if r.Resync <= 0 {
-		r.Resync = 10 * time.Minute
-	}
-	if r.Debounce <= 0 {
-		r.Debounce = time.Second
-	}
-	if r.Tags == nil {
-		r.Tags = registry.NewTagCache(0)
-	}
-	if r.poke == nil {
-		r.poke = make(chan event.GenericEvent, 1)
-	}
 }
 
 // scanOutcomeChanged passes ImageScans created or deleted, and updates that change the phase or
@@ -298,7 +303,6 @@ func podAuditChanged(exempt []string) predicate.Predicate {
 
 // Reconcile audits one policy.
 func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	r.defaults()
 	log := ctrl.LoggerFrom(ctx)
 	var vp v1alpha1.VendorPolicy
 	if err := r.Client.Get(ctx, req.NamespacedName, &vp); err != nil {
@@ -337,7 +341,9 @@ func (r *PolicyAuditor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	ev := evaluate(c, pods, nsLabels, r.Exempt, r.recordsFor(ctx), now)
-	metrics.AuditEvaluations.WithLabelValues(vp.Name).Inc()
+	// counted once the audit is over, its status written (or found current): a reader who sees
+	// the count move finds everything that audit did in place
+	defer metrics.AuditEvaluations.WithLabelValues(vp.Name).Inc()
 	st := auditStatus(&vp.Status, vp.Generation, c, ev, now)
 	// metrics and events first: whoever sees the new status finds them consistent
 	r.setMetrics(ctx, vp.Name, ev)
@@ -424,12 +430,9 @@ func (r *PolicyAuditor) writeStatus(ctx context.Context, vp *v1alpha1.VendorPoli
 // report emits one Warning event per new offender (digest × workload) of a policy; offenders
 // that went away are forgotten, so a regression is reported again.
 func (r *PolicyAuditor) report(name string, c *policy.Compiled, ev *evaluation, action v1alpha1.Action) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.reported == nil {
-		r.reported = map[string]map[string]bool{}
-	}
-	prev := r.reported[name]
+	r.told.mu.Lock()
+	defer r.told.mu.Unlock()
+	prev := r.told.byPolicy[name]
 	cur := make(map[string]bool, len(ev.Offenders))
 	for _, o := range ev.Offenders {
 		cur[o.Key] = true
@@ -445,13 +448,13 @@ func (r *PolicyAuditor) report(name string, c *policy.Compiled, ev *evaluation, 
 			"Container %q (pod %s) runs %s software: %s in image %s (%s; evidence %s). VendorPolicy %s, action %s",
 			v.Container, v.Pod, v.Vendor, pkg, v.Image, registry.ShortDigest(v.Digest), v.Evidence, c.Name, action)
 	}
-	r.reported[name] = cur
+	r.told.byPolicy[name] = cur
 }
 
 func (r *PolicyAuditor) forget(name string) {
-	r.mu.Lock()
-	delete(r.reported, name)
-	r.mu.Unlock()
+	r.told.mu.Lock()
+	delete(r.told.byPolicy, name)
+	r.told.mu.Unlock()
 	metrics.Violations.DeletePartialMatch(prometheus.Labels{"policy": name})
 }
 

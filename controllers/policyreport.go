@@ -30,6 +30,7 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/internal/kinds"
+	"github.com/embargo-dev/embargo/internal/metrics"
 	"github.com/embargo-dev/embargo/internal/registry"
 )
 
@@ -69,7 +70,7 @@ var policyReporterKey = reconcile.Request{NamespacedName: types.NamespacedName{N
 // audit; it writes only what changed. It does nothing while the PolicyReport CRD is not served:
 // discovery is asked lazily and again every Recheck while the CRD is absent and there is
 // something to report. Report failures are logged and retried; they never touch the audit.
-// Like the auditor, it runs on the leader only.
+// Like the auditor, it runs on the leader only. Build it with NewPolicyReporter.
 type PolicyReporter struct {
 	// Client writes reports; its cached reads list VendorPolicies.
 	Client client.Client
@@ -88,14 +89,39 @@ type PolicyReporter struct {
 	MaxResults int
 
 	poke chan event.GenericEvent
-
-	mu sync.Mutex
 	// results holds, per policy audited since start, its results by namespace (no timestamps).
-	results map[string]map[string][]reportResult
+	results *auditResults
 
 	// served caches discovery's answer; only Reconcile (one at a time) touches these.
 	served    bool
 	checkedAt time.Time // wall time of the last discovery that found the CRD absent
+}
+
+// auditResults are the auditor's latest results, per policy, by namespace.
+type auditResults struct {
+	mu       sync.Mutex
+	byPolicy map[string]map[string][]reportResult
+}
+
+// NewPolicyReporter returns r with its defaults filled in: the real clock, a 30-second recheck,
+// a one-second debounce, DefaultMaxReportResults. SetupWithManager fills Reader and Discovery
+// from the manager when they are nil.
+func NewPolicyReporter(r PolicyReporter) *PolicyReporter {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Recheck <= 0 {
+		r.Recheck = 30 * time.Second
+	}
+	if r.Debounce <= 0 {
+		r.Debounce = time.Second
+	}
+	if r.MaxResults <= 0 {
+		r.MaxResults = DefaultMaxReportResults
+	}
+	r.poke = make(chan event.GenericEvent, 1)
+	r.results = &auditResults{byPolicy: map[string]map[string][]reportResult{}}
+	return &r
 }
 
 // reportResult is one results[] entry of the v1alpha2 schema.
@@ -148,7 +174,6 @@ const (
 
 // SetupWithManager registers the reporter; it runs on the leader only.
 func (r *PolicyReporter) SetupWithManager(mgr ctrl.Manager) error {
-	r.defaults()
 	if r.Reader == nil {
 		r.Reader = mgr.GetAPIReader()
 	}
@@ -172,34 +197,6 @@ func (r *PolicyReporter) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-func (r *PolicyReporter) defaults() {
-	if r.Clock == nil {
-		r.Clock = clock.RealClock{}
-	}
-	if r.Recheck <= 0 {
-		r.Recheck = 30 * time.Second
-	}
-	if r.Debounce <= 0 {
-		r.Debounce = time.Second
-	}
-	if r.MaxResults <= 0 {
-		r.MaxResults = DefaultMaxReportResults
-	}
-	r.ensure()
-}
-
-// ensure makes the channel and the results map; set and forget call it, from the auditor.
-func (r *PolicyReporter) ensure() {
-	r.mu.Lock()
-	if r.poke == nil {
-		r.poke = make(chan event.GenericEvent, 1)
-	}
-	if r.results == nil {
-		r.results = map[string]map[string][]reportResult{}
-	}
-	r.mu.Unlock()
-}
-
 func (r *PolicyReporter) trigger() {
 	select {
 	case r.poke <- event.GenericEvent{Object: &v1alpha1.VendorPolicy{}}:
@@ -213,10 +210,9 @@ func (r *PolicyReporter) set(policy string, byNamespace map[string][]reportResul
 	if r == nil {
 		return
 	}
-	r.ensure()
-	r.mu.Lock()
-	r.results[policy] = byNamespace
-	r.mu.Unlock()
+	r.results.mu.Lock()
+	r.results.byPolicy[policy] = byNamespace
+	r.results.mu.Unlock()
 	r.trigger()
 }
 
@@ -225,16 +221,14 @@ func (r *PolicyReporter) forget(policy string) {
 	if r == nil {
 		return
 	}
-	r.ensure()
-	r.mu.Lock()
-	delete(r.results, policy)
-	r.mu.Unlock()
+	r.results.mu.Lock()
+	delete(r.results.byPolicy, policy)
+	r.results.mu.Unlock()
 	r.trigger()
 }
 
 // Reconcile brings every namespace's report in line with the latest audit of every policy.
 func (r *PolicyReporter) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	r.defaults()
 	log := ctrl.LoggerFrom(ctx)
 
 	var policies v1alpha1.VendorPolicyList
@@ -287,6 +281,7 @@ func (r *PolicyReporter) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 			failed++
 			continue
 		}
+		metrics.PolicyReportWrites.WithLabelValues(u.GetNamespace()).Inc()
 		log.V(1).Info("deleted PolicyReport: namespace clean", "namespace", u.GetNamespace())
 	}
 	now := r.Clock.Now()
@@ -305,23 +300,23 @@ func (r *PolicyReporter) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 // snapshot returns the results of the policies that exist, and the names of those not audited
 // yet; results of policies that are gone are dropped.
 func (r *PolicyReporter) snapshot(policies []v1alpha1.VendorPolicy) (map[string]map[string][]reportResult, []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.results.mu.Lock()
+	defer r.results.mu.Unlock()
 	exist := make(map[string]bool, len(policies))
 	var pending []string
 	for i := range policies {
 		name := policies[i].Name
 		exist[name] = true
-		if _, ok := r.results[name]; !ok {
+		if _, ok := r.results.byPolicy[name]; !ok {
 			pending = append(pending, name)
 		}
 	}
-	for name := range r.results {
+	for name := range r.results.byPolicy {
 		if !exist[name] {
-			delete(r.results, name)
+			delete(r.results.byPolicy, name)
 		}
 	}
-	return maps.Clone(r.results), pending
+	return maps.Clone(r.results.byPolicy), pending
 }
 
 // desired merges every policy's results into one report per namespace: failures first, in a
@@ -425,6 +420,7 @@ func (r *PolicyReporter) apply(ctx context.Context, ns string, want reportConten
 	if err != nil {
 		return err
 	}
+	metrics.PolicyReportWrites.WithLabelValues(ns).Inc()
 	ctrl.LoggerFrom(ctx).V(1).Info("wrote PolicyReport", "namespace", ns, "fail", want.Summary.Fail, "skip", want.Summary.Skip)
 	return nil
 }

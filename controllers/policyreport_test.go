@@ -52,8 +52,7 @@ func TestPolicyReportResults(t *testing.T) {
 }
 
 func TestPolicyReportDesired(t *testing.T) {
-	r := &PolicyReporter{MaxResults: 3}
-	r.defaults()
+	r := NewPolicyReporter(PolicyReporter{MaxResults: 3})
 	mk := func(policy, result, name string) reportResult {
 		return reportResult{Policy: policy, Result: result, Resources: []reportResource{{Kind: "Pod", Name: name}}, Properties: map[string]string{"container": "app"}}
 	}

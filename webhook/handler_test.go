@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -168,12 +169,12 @@ func TestHandle(t *testing.T) {
 		"scan error under onScanError Allow": {
 			policies: []*v1alpha1.VendorPolicy{vendorPolicy("open", v1alpha1.VendorPolicySpec{})},
 			ns:       "shop", images: []string{"reg.example/gone:1"},
-			want: answer{Allowed: true, Warnings: []string{`embargo: container "app" not checked (NotFound); admitted by onScanError: Allow`}},
+			want: answer{Allowed: true, Warnings: []string{`embargo: container "app" not checked (NotFound); admitted by onScanError: Allow: MANIFEST_UNKNOWN`}},
 		},
 		"scan error under onScanError Deny": {
 			policies: []*v1alpha1.VendorPolicy{vendorPolicy("closed", v1alpha1.VendorPolicySpec{OnScanError: v1alpha1.ScanErrorDeny})},
 			ns:       "shop", images: []string{"reg.example/gone:1"},
-			want: answer{Message: []string{`container "app" image reg.example/gone:1 could not be checked (NotFound)`, "policy closed fails closed (onScanError: Deny)"}},
+			want: answer{Message: []string{`container "app" image reg.example/gone:1 could not be checked (NotFound): MANIFEST_UNKNOWN; policy closed fails closed (onScanError: Deny)`}},
 		},
 		"two policies: Deny and Warn both speak": {
 			policies: []*v1alpha1.VendorPolicy{
@@ -218,6 +219,65 @@ func TestHandle(t *testing.T) {
 			for i, w := range tc.want.Warnings {
 				if !strings.Contains(resp.Warnings[i], w) {
 					t.Errorf("warning %q lacks %q", resp.Warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestScanErrorDetail: the answer to an image that could not be checked ends in the decision's
+// detail of the error (the limit to raise, the registry's answer) under onScanError Allow and
+// Deny alike; the warning's clip shortens only that detail, and neither answer echoes the
+// credentials or the query string of a URL in the error.
+func TestScanErrorDetail(t *testing.T) {
+	huge := &registry.Error{Kind: registry.KindTooLarge, Ref: "reg.example/huge:1",
+		Err: errors.New("more than 500000 files in its layers (raise --max-image-files to scan it)")}
+	private := &registry.Error{Kind: registry.KindUnauthorized, Ref: "reg.example/private:1",
+		Err: errors.New("GET https://puller:pull-s3cret@reg.example/v2/private/manifests/1?token=t0ken: UNAUTHORIZED")}
+	cases := map[string]struct {
+		image       string
+		onScanError v1alpha1.ScanErrorAction
+		want        string // the whole warning, or a part of the message
+		container   string // instead of "app"
+	}{
+		"too large, Allow": {"reg.example/huge:1", v1alpha1.ScanErrorAllow,
+			`embargo: container "app" not checked (TooLarge); admitted by onScanError: Allow: more than 500000 files in its layers...`, ""},
+		"too large, Deny": {"reg.example/huge:1", v1alpha1.ScanErrorDeny,
+			`could not be checked (TooLarge): more than 500000 files in its layers (raise --max-image-files to scan it); policy p fails closed`, ""},
+		"credentials, Allow": {"reg.example/private:1", v1alpha1.ScanErrorAllow,
+			`embargo: container "app" not checked (Unauthorized); admitted by onScanError: Allow: GET https://reg.example/v2/priva...`, ""},
+		"long container name: the detail gives way": {"reg.example/huge:1", v1alpha1.ScanErrorAllow,
+			`embargo: container "a-container-name-of-forty-four-characters-xx" not checked (TooLarge); admitted by onScanError: Allow`,
+			"a-container-name-of-forty-four-characters-xx"},
+		"credentials, Deny": {"reg.example/private:1", v1alpha1.ScanErrorDeny,
+			`could not be checked (Unauthorized): GET https://reg.example/v2/private/manifests/1: UNAUTHORIZED; policy p fails closed`, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := &engine{errs: map[string]error{"reg.example/huge:1": huge, "reg.example/private:1": private}}
+			h := handler(t, e, vendorPolicy("p", v1alpha1.VendorPolicySpec{OnScanError: tc.onScanError}))
+			req := podRequest(t, "shop", tc.image)
+			if tc.container != "" {
+				req.Object.Raw = bytes.Replace(req.Object.Raw, []byte(`"name":"app"`), []byte(`"name":"`+tc.container+`"`), 1)
+			}
+			resp := h.Handle(context.Background(), req)
+			all := strings.Join(resp.Warnings, "\n")
+			if resp.Result != nil {
+				all += "\n" + resp.Result.Message
+			}
+			if tc.onScanError == v1alpha1.ScanErrorAllow {
+				if !resp.Allowed || len(resp.Warnings) != 1 || resp.Warnings[0] != tc.want {
+					t.Errorf("allowed %v, warnings %q; want one warning %q", resp.Allowed, resp.Warnings, tc.want)
+				}
+				if n := len(resp.Warnings[0]); n > maxWarning {
+					t.Errorf("warning of %d bytes, over %d", n, maxWarning)
+				}
+			} else if resp.Allowed || !strings.Contains(resp.Result.Message, tc.want) {
+				t.Errorf("allowed %v, message %q; want a denial with %q", resp.Allowed, all, tc.want)
+			}
+			for _, secret := range []string{"pull-s3cret", "puller", "t0ken"} {
+				if strings.Contains(all, secret) {
+					t.Errorf("the answer echoes %q: %q", secret, all)
 				}
 			}
 		})

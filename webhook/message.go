@@ -56,12 +56,12 @@ func response(kind, name string, d decision.Decision) admission.Response {
 		for _, se := range p.ScanErrors {
 			ct := se.Container
 			if se.Outcome == decision.Deny {
-				denials = append(denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %v; policy %s fails closed (onScanError: Deny)",
-					ct.Kind, ct.Name, ct.Image, se.Reason, se.Err, p.Policy))
+				denials = append(denials, fmt.Sprintf("%s %q image %s could not be checked (%s): %s; policy %s fails closed (onScanError: Deny)",
+					ct.Kind, ct.Name, ct.Image, se.Reason, se.Detail, p.Policy))
 				policies = appendUnique(policies, p.Policy)
 				continue
 			}
-			warn(fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ct.Kind, ct.Name, se.Reason))
+			warn(scanErrorWarning(ct, se))
 		}
 	}
 	if len(denials) == 0 {
@@ -122,6 +122,17 @@ func warning(ct *decision.Container, f match.Finding, p decision.PolicyDecision)
 	return head + body + tail
 }
 
+// scanErrorWarning is the one-line warning for a container admitted by onScanError: Allow,
+// ending in the error's detail (the limit to raise, the registry's answer). Only the detail is
+// shortened to fit: what was decided always shows whole.
+func scanErrorWarning(ct *decision.Container, se decision.ScanError) string {
+	head := fmt.Sprintf("embargo: %s %q not checked (%s); admitted by onScanError: Allow", ct.Kind, ct.Name, se.Reason)
+	if room := maxWarning - len(head) - len(": "); se.Detail != "" && room > 10 {
+		return head + ": " + decision.Clip(se.Detail, room)
+	}
+	return head
+}
+
 // describe renders a finding as "kesl 12.1.0 (deb) from AO Kaspersky Lab: dpkg Maintainer = "…", layer sha256:…".
 func describe(f match.Finding) string {
 	var b strings.Builder
@@ -151,11 +162,10 @@ func citation(basis string) string {
 	if len(basis) <= 160 {
 		return strings.TrimSuffix(basis, ".")
 	}
-	cut := strings.LastIndex(basis[:157], " ")
-	if cut < 40 {
-		cut = 157
+	if cut := strings.LastIndex(basis[:157], " "); cut >= 40 {
+		return basis[:cut] + "..."
 	}
-	return basis[:cut] + "..."
+	return decision.Clip(basis, 160) // no word break: never inside a UTF-8 sequence
 }
 
 // lastSegment shortens an image reference to its last path segment: "team/app:1.2".

@@ -227,6 +227,16 @@ type VendorPolicyStatus struct {
 	// Truncated is true when Violations was cut short.
 	// +optional
 	Truncated bool `json:"truncated,omitempty"`
+	// UnusableAttachedSBOMs counts the SBOMs attached to the selected containers' images that
+	// the policy reads (spec.sbom.attached: Evidence) but that could not be used: malformed, over
+	// a size or count bound, unreachable. Each is counted once per image digest. Those images are
+	// judged on the rest of their evidence.
+	// +optional
+	UnusableAttachedSBOMs int `json:"unusableAttachedSBOMs"`
+	// AttachedSBOMErrors lists up to 10 of them, sorted by image digest and message.
+	// +listType=atomic
+	// +optional
+	AttachedSBOMErrors []AttachedSBOMError `json:"attachedSBOMErrors,omitempty"`
 	// LastAuditTime is when the audit last ran.
 	// +optional
 	LastAuditTime *metav1.Time `json:"lastAuditTime,omitempty"`
@@ -253,6 +263,18 @@ type Violation struct {
 	Excepted bool `json:"excepted,omitempty"`
 }
 
+// AttachedSBOMError is one SBOM attached to a running image that could not be used.
+type AttachedSBOMError struct {
+	// Image is the image as a selected container names it.
+	Image string `json:"image"`
+	// Digest is the image's digest.
+	Digest string `json:"digest"`
+	// Message names the document, where it was attached (its kind and platform) and why it
+	// could not be used, e.g. `attached SBOM sha256:0123456789ab (oci-referrer) of linux/amd64
+	// unusable: too large: ...`.
+	Message string `json:"message"`
+}
+
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=vp,categories=embargo
@@ -262,6 +284,7 @@ type Violation struct {
 // +kubebuilder:printcolumn:name="Violations",type=integer,JSONPath=`.status.totalViolations`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.violatingWorkloads`
 // +kubebuilder:printcolumn:name="Unchecked",type=integer,JSONPath=`.status.uncheckedImages`,priority=1
+// +kubebuilder:printcolumn:name="Unusable SBOMs",type=integer,JSONPath=`.status.unusableAttachedSBOMs`,priority=1,description="attached SBOMs that could not be used"
 // +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.nextAction`
 // +kubebuilder:printcolumn:name="At",type=string,JSONPath=`.status.nextActionAt`,description="when the next action starts"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -406,7 +406,7 @@ func imageError(ctx context.Context, image string, err error, timeout time.Durat
 	case errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Sprintf("%s: interrupted", image)
 	}
-	msg := oneLine(err.Error())
+	msg := oneLine(registry.Redact(err.Error())) // CI logs are often public
 	var rerr *registry.Error
 	if errors.As(err, &rerr) && rerr.Ref != "" {
 		return msg // "<ref>: image not found: ..."

@@ -152,6 +152,10 @@ type ScanError struct {
 	Err       error
 	// Reason is the error's kind (registry.Kind, "ScanError" when untyped, "NotScanned").
 	Reason string
+	// Detail is what the error says beyond the image and Reason, with credentials and query
+	// strings cut from its URLs (registry.Detail): the limit exceeded, the registry's answer.
+	// Messages quote it, never Err.
+	Detail string
 	// OnScanError is the policy's setting; Outcome is what it made of the error: Deny under
 	// onScanError Deny, Warn (admitted with a warning) under Allow.
 	OnScanError v1alpha1.ScanErrorAction
@@ -188,7 +192,7 @@ func decidePolicy(c *policy.Compiled, in Input) PolicyDecision {
 	for i := range in.Containers {
 		ct := &in.Containers[i]
 		if ct.Err != nil {
-			se := ScanError{Container: ct, Err: ct.Err, Reason: Reason(ct.Err), OnScanError: c.Spec.OnScanError, Outcome: Warn}
+			se := ScanError{Container: ct, Err: ct.Err, Reason: Reason(ct.Err), Detail: registry.Detail(ct.Err), OnScanError: c.Spec.OnScanError, Outcome: Warn}
 			if c.Spec.OnScanError == v1alpha1.ScanErrorDeny {
 				se.Outcome = Deny
 			}

@@ -74,7 +74,7 @@ type policyOutcome struct {
 	Outcome    string
 	Kept       []string // container/package
 	Excepted   []string // container/package: reason
-	ScanErrors []string // container: reason -> outcome
+	ScanErrors []string // container: reason (detail) -> outcome
 	Unusable   []string // container: attached SBOM message
 }
 
@@ -92,7 +92,7 @@ func summarize(d Decision) outcome {
 			po.Excepted = append(po.Excepted, f.Container.Name+"/"+f.Package.Name+": "+f.Exception.Reason)
 		}
 		for _, se := range p.ScanErrors {
-			po.ScanErrors = append(po.ScanErrors, se.Container.Name+": "+se.Reason+" -> "+se.Outcome.String())
+			po.ScanErrors = append(po.ScanErrors, se.Container.Name+": "+se.Reason+" ("+se.Detail+") -> "+se.Outcome.String())
 		}
 		for _, u := range p.Unusable {
 			po.Unusable = append(po.Unusable, u.Container.Name+": "+u.Message)
@@ -189,17 +189,17 @@ func TestDecide(t *testing.T) {
 		"scan error under onScanError Allow": {
 			policies: []*policy.Compiled{failOpen}, containers: []Container{gone, clean}, at: date("2030-01-01T00:00:00Z"),
 			want: outcome{Outcome: "Warn", Policies: map[string]policyOutcome{"open": {
-				Action: v1alpha1.ActionDeny, Outcome: "Warn", ScanErrors: []string{"init: NotFound -> Warn"}}}},
+				Action: v1alpha1.ActionDeny, Outcome: "Warn", ScanErrors: []string{"init: NotFound (resolving: MANIFEST_UNKNOWN) -> Warn"}}}},
 		},
 		"scan error under onScanError Deny": {
 			policies: []*policy.Compiled{failClosed}, containers: []Container{gone, clean}, at: date("2030-01-01T00:00:00Z"),
 			want: outcome{Outcome: "Deny", Policies: map[string]policyOutcome{"closed": {
-				Action: v1alpha1.ActionDeny, Outcome: "Deny", ScanErrors: []string{"init: NotFound -> Deny"}}}},
+				Action: v1alpha1.ActionDeny, Outcome: "Deny", ScanErrors: []string{"init: NotFound (resolving: MANIFEST_UNKNOWN) -> Deny"}}}},
 		},
 		"not scanned yet": {
 			policies: []*policy.Compiled{failOpen}, containers: []Container{pending}, at: date("2030-01-01T00:00:00Z"),
 			want: outcome{Outcome: "Warn", Policies: map[string]policyOutcome{"open": {
-				Action: v1alpha1.ActionDeny, Outcome: "Warn", ScanErrors: []string{"late: NotScanned -> Warn"}}}},
+				Action: v1alpha1.ActionDeny, Outcome: "Warn", ScanErrors: []string{"late: NotScanned (not scanned yet) -> Warn"}}}},
 		},
 		"Warn": {
 			policies: []*policy.Compiled{warn}, containers: []Container{app, clean}, at: date("2030-01-01T00:00:00Z"),

@@ -20,15 +20,15 @@ func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registr
 	}
 	tags := registry.NewTagCache(0)
 	// PolicyReports for Policy Reporter & co., written only where their CRD is served
-	reports := &controllers.PolicyReporter{
+	reports := controllers.NewPolicyReporter(controllers.PolicyReporter{
 		Client: mgr.GetClient(),
 		Reader: mgr.GetAPIReader(),
 		Clock:  opts.Clock,
-	}
+	})
 	if err := reports.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	auditor := &controllers.PolicyAuditor{
+	auditor := controllers.NewPolicyAuditor(controllers.PolicyAuditor{
 		Client:   mgr.GetClient(),
 		Policies: c.Policies,
 		Records:  c.Engine,
@@ -37,7 +37,7 @@ func setupAudit(mgr ctrl.Manager, opts Options, c *Components, keychains registr
 		Recorder: mgr.GetEventRecorderFor("embargo"), //nolint:staticcheck // core/v1 events: what kubectl describe shows, and the RBAC asks no events.k8s.io
 		Exempt:   exempt,
 		Reports:  reports,
-	}
+	})
 	if err := auditor.SetupWithManager(mgr); err != nil {
 		return err
 	}

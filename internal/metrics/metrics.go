@@ -58,11 +58,20 @@ var (
 	})
 
 	// AuditEvaluations counts audits of one policy over the cluster's pods (each evaluates every
-	// pod it selects): what a cluster change costs the leader.
+	// pod it selects): what a cluster change costs the leader. An audit counts once it is over,
+	// its status written.
 	AuditEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "embargo_audit_evaluations_total",
 		Help: "Audits of a VendorPolicy over the pods it selects, by policy.",
 	}, []string{"policy"})
+
+	// PolicyReportWrites counts PolicyReport creations, updates and deletions, by namespace:
+	// the reporter writes only what changed, and an update that changes nothing is invisible
+	// in the API server (no new resourceVersion), so this is where a needless one shows.
+	PolicyReportWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_policyreport_writes_total",
+		Help: "PolicyReports created, updated or deleted by this replica, by namespace.",
+	}, []string{"namespace"})
 
 	// StatusWrites counts VendorPolicy status writes; only the leader writes.
 	StatusWrites = prometheus.NewCounter(prometheus.CounterOpts{
@@ -72,5 +81,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites, AuditEvaluations)
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites, AuditEvaluations, PolicyReportWrites)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -72,6 +74,44 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return ""
+}
+
+// Detail is what err says beyond what an *Error's Ref and Kind already tell (the messages that
+// quote it name the image and the kind themselves), redacted: safe to show whoever submitted the
+// workload. "" for nil.
+func Detail(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil {
+		msg = strings.Replace(msg, e.Error(), e.Err.Error(), 1)
+	}
+	return Redact(msg)
+}
+
+var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// Redact cuts the user information, query and fragment from every URL in s. Registry errors
+// echo request URLs: a mirror's may carry user:password, a token or blob redirect's a token or
+// a signature in its query.
+func Redact(s string) string {
+	return urlRE.ReplaceAllStringFunc(s, func(raw string) string {
+		// the punctuation of the sentence around the URL ("GET https://…/1: UNAUTHORIZED")
+		trimmed := strings.TrimRight(raw, ".,:;)]}")
+		tail := raw[len(trimmed):]
+		u, err := url.Parse(trimmed)
+		if err != nil {
+			scheme, _, _ := strings.Cut(raw, "://")
+			return scheme + "://(redacted)" + tail
+		}
+		if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+			return raw
+		}
+		u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+		return u.String() + tail
+	})
 }
 
 // Permanent reports whether retrying soon cannot help.

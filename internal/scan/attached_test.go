@@ -107,40 +107,137 @@ func TestBuildKitAttestations(t *testing.T) {
 	}
 }
 
-// TestNoAttestationsNoExtraRequests: reading attachments costs an index without any no registry
-// request beyond what the scan makes.
+// TestNoAttestationsNoExtraRequests: reading the attachments of an image that has none costs,
+// per registry endpoint, exactly this beyond the same scan with attachments skipped:
+//
+//   - one ping (GET /v2/): the attachment reader's client authenticates once for all its calls;
+//   - one tag list (GET /v2/<repo>/tags/list): it tells which referrers fallback tags and cosign
+//     .sbom/.att tags exist, so none of them is fetched or probed blindly (without it, 3 HEADs
+//     per subject);
+//   - referrers queries (GET /v2/<repo>/referrers/<digest>): with the referrers API one per
+//     subject, the index and each platform manifest, since a per-platform SBOM is attached to
+//     the platform's digest and a query of the index alone would miss it; without the API, one
+//     in all, the failed query that shows the API is missing;
+//   - no manifest or blob request at all.
 func TestNoAttestationsNoExtraRequests(t *testing.T) {
 	t.Parallel()
+	type counts = map[string]int
+	for name, tc := range map[string]struct {
+		opts      []ti.Option
+		platforms int
+		want      counts
+	}{
+		"tag schema, index of 2":    {nil, 2, counts{"ping": 1, "tags": 1, "referrers": 1}},
+		"tag schema, single image":  {nil, 1, counts{"ping": 1, "tags": 1, "referrers": 1}},
+		"referrers API, index of 2": {[]ti.Option{ti.WithReferrers()}, 2, counts{"ping": 1, "tags": 1, "referrers": 3}},
+		"referrers API, single":     {[]ti.Option{ti.WithReferrers()}, 1, counts{"ping": 1, "tags": 1, "referrers": 1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := must[*ti.Registry](t)(ti.NewRegistry(tc.opts...))
+			t.Cleanup(r.Close)
+			clean := unique(t, must[v1.Image](t)(ti.Clean()))
+			for _, repo := range []string{"attached/none-on", "attached/none-off"} {
+				if tc.platforms == 1 {
+					must[string](t)(r.Push(repo+":1", clean))
+					continue
+				}
+				arm := must[v1.Image](t)(ti.Image(&v1.Platform{OS: "linux", Architecture: "arm64"}, must[[]v1.Layer](t)(clean.Layers())...))
+				must[string](t)(r.PushIndex(repo+":1", must[v1.ImageIndex](t)(ti.Index(clean, arm))))
+			}
+			pushedOn, pushedOff := r.RequestsByKind("attached/none-on"), r.RequestsByKind("attached/none-off")
+			on := newEngine(t, scan.Options{})
+			off := newEngine(t, scan.Options{IgnoreAttached: true})
+			// pings name no repository: count them around each scan, one after the other
+			pings := r.Pings()
+			if _, err := scanImage(t, on, r.Ref("attached/none-on:1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			pushedOn["ping"], pings = pings, r.Pings()
+			if _, err := scanImage(t, off, r.Ref("attached/none-off:1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			gotOn, gotOff := r.RequestsByKind("attached/none-on"), r.RequestsByKind("attached/none-off")
+			gotOn["ping"], pushedOff["ping"], gotOff["ping"] = pings, pings, r.Pings()
+			extra, totalOn, totalOff := counts{}, 0, 0
+			for _, k := range []string{"ping", "manifests", "blobs", "referrers", "tags"} {
+				on, off := gotOn[k]-pushedOn[k], gotOff[k]-pushedOff[k]
+				totalOn, totalOff = totalOn+on, totalOff+off
+				if on != off {
+					extra[k] = on - off
+				}
+			}
+			t.Logf("requests of the scan reading attachments: %d, skipping them: %d; extra %v", totalOn, totalOff, extra)
+			if !maps.Equal(extra, tc.want) {
+				t.Errorf("extra requests by endpoint %v, want %v", extra, tc.want)
+			}
+		})
+	}
+}
+
+// TestAttachmentBudget: an index of four platforms whose index and platform manifests carry
+// MaxReferrers SBOM referrers each (80, every subject within its own bound) is read up to the
+// image's budget: MaxImageManifests referrers, no more manifests fetched than that, and one
+// warning naming the budget. The scan of the files stands.
+func TestAttachmentBudget(t *testing.T) {
+	t.Parallel()
+	r := must[*ti.Registry](t)(ti.NewRegistry(ti.WithReferrers()))
+	t.Cleanup(r.Close)
+	const repo = "attached/budget"
 	clean := unique(t, must[v1.Image](t)(ti.Clean()))
-	arm := must[v1.Image](t)(ti.Image(&v1.Platform{OS: "linux", Architecture: "arm64"}, must[[]v1.Layer](t)(clean.Layers())...))
-	idx := must[v1.ImageIndex](t)(ti.Index(clean, arm))
-	for _, repo := range []string{"attached/none-on", "attached/none-off"} {
-		if _, err := reg.PushIndex(repo+":1", idx); err != nil {
-			t.Fatal(err)
+	imgs := []v1.Image{clean}
+	for _, arch := range []string{"arm64", "s390x", "ppc64le"} {
+		imgs = append(imgs, must[v1.Image](t)(ti.Image(&v1.Platform{OS: "linux", Architecture: arch}, must[[]v1.Layer](t)(clean.Layers())...)))
+	}
+	idx := must[v1.ImageIndex](t)(ti.Index(imgs...))
+	ref := must[string](t)(r.PushIndex(repo+":1", idx))
+	subjects := []v1.Descriptor{*must[*v1.Descriptor](t)(partial.Descriptor(idx))}
+	for _, img := range imgs {
+		subjects = append(subjects, *must[*v1.Descriptor](t)(partial.Descriptor(img)))
+	}
+	if len(subjects)*attached.MaxReferrers <= attached.MaxImageManifests {
+		t.Fatalf("%d subjects x %d referrers do not exceed the budget of %d", len(subjects), attached.MaxReferrers, attached.MaxImageManifests)
+	}
+	for i, s := range subjects {
+		for j := range attached.MaxReferrers {
+			doc := fmt.Appendf(nil, `{"spdxVersion": "SPDX-2.3", "packages": [{"name": "declared-%d-%d", "versionInfo": "1"}]}`, i, j)
+			sbom := must[v1.Image](t)(ti.ArtifactReferrer(s, attached.ArtifactSPDX, attached.ArtifactSPDX, doc))
+			must[string](t)(r.Push(fmt.Sprintf("%s:sbom-%d-%d", repo, i, j), sbom))
 		}
 	}
-	on := newEngine(t, scan.Options{})
-	off := newEngine(t, scan.Options{IgnoreAttached: true})
-	pushedOn, pushedOff := reg.Requests("attached/none-on"), reg.Requests("attached/none-off")
-	if _, err := scanImage(t, on, reg.Ref("attached/none-on:1"), nil); err != nil {
+
+	before := r.ManifestGets(repo)
+	if _, err := scanImage(t, newEngine(t, scan.Options{IgnoreAttached: true}), ref, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := scanImage(t, off, reg.Ref("attached/none-off:1"), nil); err != nil {
+	without := r.ManifestGets(repo) - before
+	before = r.ManifestGets(repo)
+	invs, err := scanImage(t, engine, ref, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	gotOn := reg.ManifestGets("attached/none-on") + reg.BlobGets("attached/none-on")
-	gotOff := reg.ManifestGets("attached/none-off") + reg.BlobGets("attached/none-off")
-	t.Logf("registry GETs with attachments read: %d, skipped: %d", gotOn, gotOff)
-	if gotOn != gotOff {
-		t.Errorf("reading attachments of an index without any cost %d GETs, want %d (as without)", gotOn, gotOff)
+	fetched := r.ManifestGets(repo) - before - without
+	var scanned, read int
+	var errs []string
+	for _, inv := range invs {
+		switch {
+		case inv.Source == nil:
+			scanned++
+		case inv.Source.Error != "":
+			errs = append(errs, inv.Unusable())
+		default:
+			read++
+		}
 	}
-	// beyond those: one tag list and one referrers query (this registry lacks the API, so the
-	// platforms use the tag schema, and the list shows no fallback or cosign tags to fetch)
-	allOn, allOff := reg.Requests("attached/none-on")-pushedOn, reg.Requests("attached/none-off")-pushedOff
-	extra := allOn - allOff
-	t.Logf("all requests of the scan with attachments read: %d, skipped: %d", allOn, allOff)
-	if extra != 2 {
-		t.Errorf("reading attachments of an index without any cost %d extra requests, want 2 (a tag list, one referrers query)", extra)
+	if scanned != len(imgs) {
+		t.Errorf("%d platforms scanned, want %d", scanned, len(imgs))
+	}
+	if read != attached.MaxImageManifests || len(errs) != 1 ||
+		!strings.Contains(errs[0], "not read: the image's attachments are over the scan's budget (64 manifests, 128 MiB across the index and every platform)") {
+		t.Errorf("read %d attached SBOMs (want %d), warnings %q (want the budget's, once)", read, attached.MaxImageManifests, errs)
+	}
+	if fetched != attached.MaxImageManifests {
+		t.Errorf("reading attachments fetched %d manifests, want %d (the budget)", fetched, attached.MaxImageManifests)
 	}
 }
 
@@ -148,8 +245,9 @@ const sdkCycloneDX = `{"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata
  "components": [{"type": "library", "name": "kaspersky-endpoint-sdk", "version": "3.1", "supplier": {"name": "AO Kaspersky Lab"}}]}`
 
 // TestReferrersAndCosignTags: a clean image whose SBOMs sit beside it, as an OCI referrer
-// (CycloneDX, and a sigstore bundle carrying a signed DSSE in-toto SPDX statement) and as
-// cosign's legacy .att tag (a signed DSSE envelope). Each declares the Kaspersky SDK; each is
+// (CycloneDX typed by its config's media type, a sigstore bundle carrying a signed DSSE in-toto
+// SPDX statement, and an OCI 1.1 artifact whose empty config leaves its type, SPDX, to the
+// manifest's artifactType) and as cosign's legacy .att tag (a signed DSSE envelope). Each declares the Kaspersky SDK; each is
 // found, on a registry with the referrers API and on one that has only the tag schema.
 func TestReferrersAndCosignTags(t *testing.T) {
 	t.Parallel()
@@ -166,12 +264,20 @@ func TestReferrersAndCosignTags(t *testing.T) {
 			for i, a := range []struct {
 				artifactType, layer string
 				doc                 []byte
+				// artifactTypeOnly: an OCI 1.1 artifact (empty config, the type in the
+				// manifest's artifactType); else the type is the config's media type
+				artifactTypeOnly bool
 			}{
-				{attached.ArtifactCycloneDX, attached.ArtifactCycloneDX, []byte(sdkCycloneDX)},
-				{attached.ArtifactBundle, attached.ArtifactBundle, must[[]byte](t)(ti.SigstoreBundle(signed))},
-				{"application/vnd.dev.cosign.artifact.sig.v1+json", "application/vnd.dev.cosign.simplesigning.v1+json", []byte(`{}`)},
+				{attached.ArtifactCycloneDX, attached.ArtifactCycloneDX, []byte(sdkCycloneDX), false},
+				{attached.ArtifactBundle, attached.ArtifactBundle, must[[]byte](t)(ti.SigstoreBundle(signed)), false},
+				{attached.ArtifactSPDX, attached.ArtifactSPDX, []byte(sdkSPDX), true},
+				{"application/vnd.dev.cosign.artifact.sig.v1+json", "application/vnd.dev.cosign.simplesigning.v1+json", []byte(`{}`), true},
 			} {
-				ref := must[v1.Image](t)(ti.Referrer(*subject, a.artifactType, a.layer, a.doc))
+				referrer := ti.Referrer
+				if a.artifactTypeOnly {
+					referrer = ti.ArtifactReferrer
+				}
+				ref := must[v1.Image](t)(referrer(*subject, a.artifactType, a.layer, a.doc))
 				if _, err := r.Push(fmt.Sprintf("attached/referred:referrer-%d", i), ref); err != nil {
 					t.Fatal(err)
 				}
@@ -198,6 +304,7 @@ func TestReferrersAndCosignTags(t *testing.T) {
 			want := map[string]int{
 				"oci-referrer cyclonedx-json signed=false": 1,
 				"oci-referrer spdx-json signed=true":       1,
+				"oci-referrer spdx-json signed=false":      1,
 				"cosign-attestation spdx-json signed=true": 1,
 			}
 			if !maps.Equal(got, want) {

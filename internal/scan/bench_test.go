@@ -108,15 +108,114 @@ func BenchmarkScanSynthetic(b *testing.B) {
 	// "scan" reads attached SBOMs (the default); "scan-attachments-off" is the same scan with
 	// that skipped: on an image that carries none, their ns/op must match. Both use a fresh,
 	// warmed engine so neither pays for the other's state.
-	b.Run("scan", func(b *testing.B) { benchScan(b, warmEngine(b, false)) })
-	b.Run("scan-attachments-off", func(b *testing.B) { benchScan(b, warmEngine(b, true)) })
+	b.Run("scan", func(b *testing.B) { benchScan(b, warmEngine(b, scan.Options{})) })
+	b.Run("scan-attachments-off", func(b *testing.B) { benchScan(b, warmEngine(b, scan.Options{IgnoreAttached: true})) })
+}
+
+// BenchmarkAttachedOverhead measures what reading attached SBOMs costs a scan of an image that
+// has none: a two-platform index of the synthetic image (no attestations, referrers or cosign
+// tags), on the tag-schema registry. Every iteration pushes that content twice under new digests
+// (so no record cache answers) and scans one copy with an engine that reads attachments (what
+// every VendorPolicy's scan does; spec.sbom.attached: Ignore changes the matching only) and the
+// other with one that skips them (IgnoreAttached, the scan as it was before attachments were
+// read), in alternating order. Reported: each side's time per scan, their ratio, and the extra
+// registry requests per scan (counted by the registry's handler, GET /v2/ pings included). "layer-cached": both engines
+// keep layer results, as the manager does, so a scan pulls manifests and the one new layer and
+// the attachments' share is largest; "cold": no layer cache, every layer is pulled and analysed.
+func BenchmarkAttachedOverhead(b *testing.B) {
+	syntheticImage(b)
+	for _, c := range []struct {
+		name         string
+		noLayerCache bool
+	}{{"layer-cached", false}, {"cold", true}} {
+		noLayerCache := c.noLayerCache
+		b.Run(c.name, func(b *testing.B) {
+			engines := [2]*scan.Engine{
+				warmEngine(b, scan.Options{NoLayerCache: noLayerCache}),
+				warmEngine(b, scan.Options{NoLayerCache: noLayerCache, IgnoreAttached: true}),
+			}
+			repos := [2]string{"bench/attached-evidence", "bench/attached-ignore"}
+			var took [2]time.Duration
+			var requests [2]int
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				refs := [2]string{pushFreshIndex(b, repos[0]), pushFreshIndex(b, repos[1])}
+				b.StartTimer()
+				for _, k := range [2][2]int{{0, 1}, {1, 0}}[i%2] {
+					before, pings := reg.Requests(repos[k]), reg.Pings()
+					start := time.Now()
+					scanRef(b, engines[k], refs[k])
+					took[k] += time.Since(start)
+					requests[k] += reg.Requests(repos[k]) - before + reg.Pings() - pings
+				}
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(took[0].Nanoseconds())/n, "evidence-ns/scan")
+			b.ReportMetric(float64(took[1].Nanoseconds())/n, "ignore-ns/scan")
+			b.ReportMetric(float64(took[0])/float64(took[1]), "ratio")
+			b.ReportMetric(float64(requests[0])/n, "evidence-requests/scan")
+			b.ReportMetric(float64(requests[0]-requests[1])/n, "extra-requests/scan")
+		})
+	}
+}
+
+// pushFreshIndex pushes, as repo:<n>, an index of the benchmark image with one more tiny layer
+// for linux/amd64 and linux/arm64 (the same layers): new to every cache but the layer cache.
+func pushFreshIndex(b *testing.B, repo string) string {
+	b.Helper()
+	n := benchSeq.Add(1)
+	l, err := ti.Layer(ti.File{Path: "/etc/embargo-bench", Content: fmt.Appendf(nil, "%d\n", n)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers, err := syntheticImage(b).Layers()
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers = append(layers, l)
+	var imgs []v1.Image
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := ti.Image(&v1.Platform{OS: "linux", Architecture: arch}, layers...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imgs = append(imgs, img)
+	}
+	idx, err := ti.Index(imgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref, err := reg.PushIndex(fmt.Sprintf("%s:%d", repo, n), idx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ref
+}
+
+func scanRef(b *testing.B, eng *scan.Engine, ref string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	target, err := eng.Resolve(ctx, ref, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec, err := eng.Scan(ctx, target, nil, scan.Foreground)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(rec.Platforms) != 2 || rec.PackageCount < 2*benchPackages {
+		b.Fatalf("scan of %s: platforms %v, %d packages, want 2 platforms of %d", ref, rec.Platforms, rec.PackageCount, benchPackages)
+	}
 }
 
 // warmEngine returns a new engine that has done one scan: a new engine builds syft's license
 // scanner on its first.
-func warmEngine(b *testing.B, ignoreAttached bool) *scan.Engine {
+func warmEngine(b *testing.B, opts scan.Options) *scan.Engine {
 	b.Helper()
-	eng, err := scan.New(scan.Options{TempDir: os.Getenv("TMPDIR"), IgnoreAttached: ignoreAttached})
+	opts.TempDir = os.Getenv("TMPDIR")
+	eng, err := scan.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -56,8 +56,9 @@ type Options struct {
 	// WholeImage scans with syft over the whole squashed image, as before per-layer analysis;
 	// kept to compare the two.
 	WholeImage bool
-	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations); by default they are
-	// read and recorded as declared inventories beside the scanned ones.
+	// IgnoreAttached skips the SBOMs images carry (BuildKit attestations, OCI referrers, cosign
+	// tags); by default they are read, within attached.NewBudget per image, and recorded as
+	// declared inventories beside the scanned ones.
 	IgnoreAttached bool
 }
 
@@ -238,6 +239,7 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		ScannedAt:      time.Now().UTC().Truncate(time.Second),
 		ScannerVersion: version.Version,
 	}
+	budget := attached.NewBudget() // one for the whole artifact: index and every platform
 	for _, pi := range images {
 		scanPlatform := e.gen.ScanLayers
 		if e.opts.WholeImage {
@@ -251,11 +253,11 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 		rec.Inventories = append(rec.Inventories, res.Inventory)
 		rec.PackageCount += res.PackageCount
 		if !e.opts.IgnoreAttached {
-			rec.Inventories = append(rec.Inventories, attached.Platform(ctx, pi)...)
+			rec.Inventories = append(rec.Inventories, attached.Platform(ctx, pi, budget)...)
 		}
 	}
 	if !e.opts.IgnoreAttached {
-		rec.Inventories = append(rec.Inventories, e.referrers(ctx, t, kc, images)...)
+		rec.Inventories = append(rec.Inventories, e.referrers(ctx, t, kc, images, budget)...)
 	}
 	slices.Sort(rec.Platforms)
 	if rules, ok := e.pathRules(); ok {
@@ -266,7 +268,7 @@ func (e *Engine) scan(t registry.Target, kc authn.Keychain, prio Priority) (rec 
 
 // referrers reads the SBOMs attached to the artifact and to each platform image as OCI
 // referrers or cosign tags, from the repository the reference names.
-func (e *Engine) referrers(ctx context.Context, t registry.Target, kc authn.Keychain, images []registry.PlatformImage) []match.Inventory {
+func (e *Engine) referrers(ctx context.Context, t registry.Target, kc authn.Keychain, images []registry.PlatformImage, budget *attached.Budget) []match.Inventory {
 	subjects := []attached.Subject{{Digest: t.Digest}}
 	if len(images) == 1 && images[0].Digest == t.Digest {
 		subjects[0].Platform = images[0].Platform
@@ -275,5 +277,5 @@ func (e *Engine) referrers(ctx context.Context, t registry.Target, kc authn.Keyc
 			subjects = append(subjects, attached.Subject{Platform: pi.Platform, Digest: pi.Digest})
 		}
 	}
-	return attached.Remote(ctx, t.Ref.Context(), subjects, e.reg.RemoteOptions(ctx, t.Ref, kc))
+	return attached.Remote(ctx, t.Ref.Context(), subjects, e.reg.RemoteOptions(ctx, t.Ref, kc), budget)
 }

@@ -136,8 +136,9 @@ func scannedImage(t testing.TB, image string) *v1alpha1.ImageScan {
 }
 
 // TestAttachedSBOMUnusable: a Kaspersky image carrying a malformed and an oversized attached
-// SBOM. Both are reported, in admission warnings and the ImageScan's message; the image's own
-// findings still deny it, and still warn under a Warn policy.
+// SBOM. Both are reported, in admission warnings, the ImageScan's message and the VendorPolicy
+// status of an audit that reads attached SBOMs; the image's own findings still deny it, still
+// warn under a Warn policy and still count in the audit.
 func TestAttachedSBOMUnusable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -173,4 +174,46 @@ func TestAttachedSBOMUnusable(t *testing.T) {
 	if is.Status.FindingCount == 0 {
 		t.Errorf("ImageScan: %d findings, want the image's own kesl", is.Status.FindingCount)
 	}
+
+	// the audit: a policy that reads attached SBOMs counts and lists both documents beside the
+	// kesl violation; one that ignores them, auditing the same image, says nothing of them
+	digest := digestRef(t, image)
+	digest = digest[strings.Index(digest, "@")+1:]
+	auditNS, ignoreNS := newNamespace(t), newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, auditNS); deleteAllPods(t, ignoreNS) })
+	audit := newPolicy(t, auditNS, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	ignore := newPolicy(t, ignoreNS, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit, SBOM: v1alpha1.SBOMSpec{Attached: v1alpha1.AttachedSBOMIgnore}})
+	deployment(t, auditNS, "shop", "shop-7d9f", image, digestRef(t, image), 1)
+	deployment(t, ignoreNS, "shop", "shop-7d9f", image, digestRef(t, image), 1)
+	got := waitStatus(t, audit.Name, 60*time.Second, func(st *v1alpha1.VendorPolicyStatus) error {
+		if err := wantCounts(counts{1, 1, 1, 1, 0})(st); err != nil {
+			return err
+		}
+		if st.UnusableAttachedSBOMs != 2 || len(st.AttachedSBOMErrors) != 2 {
+			return fmt.Errorf("unusableAttachedSBOMs %d, attachedSBOMErrors %+v, want 2 of each", st.UnusableAttachedSBOMs, st.AttachedSBOMErrors)
+		}
+		return nil
+	}).Status
+	var msgs []string
+	for _, e := range got.AttachedSBOMErrors {
+		if e.Image != image || e.Digest != digest {
+			t.Errorf("attachedSBOMErrors entry %+v, want image %s, digest %s", e, image, digest)
+		}
+		msgs = append(msgs, e.Message)
+	}
+	wantAll(t, strings.Join(msgs, "\n"), "attached SBOM "+docs[0]+" (oci-referrer) of linux/amd64 unusable: ",
+		"attached SBOM "+docs[1]+" (oci-referrer) of linux/amd64 unusable: too large: ", "bytes, over the 40 MiB limit")
+	if c := condition(&got, v1alpha1.VendorPolicyCompliantCondition); c.Reason != v1alpha1.VendorPolicyViolationsReason ||
+		!strings.Contains(c.Message, "2 attached SBOMs could not be used (status.attachedSBOMErrors)") {
+		t.Errorf("Compliant = %+v, want the kesl violation and the 2 unusable attached SBOMs", c)
+	}
+	waitStatus(t, ignore.Name, 60*time.Second, func(st *v1alpha1.VendorPolicyStatus) error {
+		if err := wantCounts(counts{1, 1, 1, 1, 0})(st); err != nil {
+			return err
+		}
+		if st.UnusableAttachedSBOMs != 0 || len(st.AttachedSBOMErrors) != 0 {
+			return fmt.Errorf("an Ignore policy lists attached SBOMs: %d, %+v", st.UnusableAttachedSBOMs, st.AttachedSBOMErrors)
+		}
+		return nil
+	})
 }

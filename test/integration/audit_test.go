@@ -148,23 +148,82 @@ func gathered(t testing.TB, metric, label, value string) float64 {
 	return n
 }
 
-// auditedSince returns once the manager's auditor has audited the policy since the call: the
-// positive signal a "nothing changed" check waits for instead of a sleep. It pokes the policy
-// (queued at once), then waits for the audit that was running, if any, and one more to finish,
-// and for the auditor's queue to be empty with its one worker idle: by then the poked policy was
-// taken from the queue after the poke and audited.
+// evaluations is embargo_audit_evaluations_total{policy}: audits of the policy, each counted
+// once it is over, its status written.
+func evaluations(policy string) float64 {
+	return testutil.ToFloat64(metrics.AuditEvaluations.WithLabelValues(policy))
+}
+
+// auditedSince returns once the manager's auditor has audited the policy from start to end since
+// the call: the positive signal a "nothing changed" check waits for instead of a sleep. An audit
+// that was running at the call may count first, so it pokes the policy (an annotation change
+// is queued at once, without the debounce) and waits for one audit to end, then pokes again
+// and waits for another: the auditor has one worker, so the second began after the first ended.
 func auditedSince(t testing.TB, name string) {
 	t.Helper()
-	busy := gathered(t, "controller_runtime_active_workers", "controller", "policyauditor")
-	n := reconciles(t, "policyauditor")
-	poke(t, name)
-	want := n + busy + 1
+	n := evaluations(name)
+	for want := n + 1; want <= n+2; want++ {
+		poke(t, name)
+		eventually(t, 30*time.Second, func() error {
+			if got := evaluations(name); got < want {
+				return fmt.Errorf("policy %s: %v audits ended since the call, want %v", name, got-n, want-n)
+			}
+			return nil
+		})
+	}
+}
+
+// reconciledSince returns once the named controller of the manager has ended a reconcile that
+// began after the call. Of the reconciles ending after the call, at most as many as were running
+// at it began before it; the two reads of the finished count around the read of the busy workers
+// make sure none ended in between.
+func reconciledSince(t testing.TB, controller string) {
+	t.Helper()
+	var n, busy float64
+	for {
+		n = reconciles(t, controller)
+		busy = gathered(t, "controller_runtime_active_workers", "controller", controller)
+		if reconciles(t, controller) == n {
+			break
+		}
+	}
 	eventually(t, 30*time.Second, func() error {
-		got := reconciles(t, "policyauditor")
-		depth := gathered(t, "workqueue_depth", "name", "policyauditor")
-		active := gathered(t, "controller_runtime_active_workers", "controller", "policyauditor")
-		if got < want || depth > 0 || active > 0 {
-			return fmt.Errorf("%v audits since the poke (want %v), queue depth %v, %v busy", got-n, want-n, depth, active)
+		if got := reconciles(t, controller) - n; got < busy+1 {
+			return fmt.Errorf("%s: %v reconciles ended since the call, want %v (%v were running at it)", controller, got, busy+1, busy)
+		}
+		return nil
+	})
+}
+
+// podScannerCaughtUp returns once the manager's PodScanner has handled every pod event sent
+// before the call. Pod events reach its queue in the order the API server sent them, and its
+// workers take them in that order: it creates a pod of an image never seen before in namespace
+// markerNS, waits until the PodScanner asks the registry for that image (the marker was taken
+// from the queue, after every earlier event), then until its queue is empty and no worker busy
+// (whatever was taken before the marker has ended).
+func podScannerCaughtUp(t testing.TB, markerNS string) {
+	t.Helper()
+	id := fmt.Sprintf("%s-%d", markerNS, time.Now().UnixNano())
+	img, err := variant(false, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := "marker/" + id
+	if _, err := reg.Push(repo+":1", img); err != nil {
+		t.Fatal(err)
+	}
+	create(t, podOf(markerNS, "marker-"+strconv.FormatInt(time.Now().UnixNano()%1e9, 10), reg.Ref(repo+":1"), nil, "", ""))
+	eventually(t, 2*time.Minute, func() error {
+		if reg.Requests(repo) == 0 {
+			return errors.New("the PodScanner has not reached the marker pod")
+		}
+		return nil
+	})
+	eventually(t, 2*time.Minute, func() error {
+		depth := gathered(t, "workqueue_depth", "name", "podscanner")
+		busy := gathered(t, "controller_runtime_active_workers", "controller", "podscanner")
+		if again := gathered(t, "workqueue_depth", "name", "podscanner"); depth > 0 || busy > 0 || again > 0 {
+			return fmt.Errorf("PodScanner: queue depth %v, %v workers busy", max(depth, again), busy)
 		}
 		return nil
 	})
@@ -525,6 +584,8 @@ func TestAuditUnreachableImage(t *testing.T) {
 		gonePods = append(gonePods, p)
 	}
 
+	markerNS := newNamespace(t) // the policy does not select it
+	t.Cleanup(func() { deleteAllPods(t, markerNS) })
 	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
 	got := waitStatus(t, p.Name, 60*time.Second, wantCounts(counts{0, 0, 0, 0, 2}))
 	if c := condition(&got.Status, v1alpha1.VendorPolicyCompliantCondition); c.Status != metav1.ConditionUnknown || c.Reason != v1alpha1.VendorPolicyUncheckedReason {
@@ -546,27 +607,21 @@ func TestAuditUnreachableImage(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ImageScanNotFoundReason || is.Status.Message == "" {
 		t.Errorf("ImageScan status: %+v", is.Status)
 	}
+	// the other five pods' reconciles may still be running when the first failure is written
+	podScannerCaughtUp(t, markerNS)
+	if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
+		t.Fatal(err)
+	}
 	if is.Status.Failures != 1 || reg.ManifestGets(repo) != 1 {
 		t.Errorf("six pods of one missing image: %d failures, %d manifest GETs; want one attempt", is.Status.Failures, reg.ManifestGets(repo))
 	}
 
 	// the kubelet reports the pods running that digest: the audit looks again, but within the
 	// backoff it neither pulls nor counts a failure (status updates do not pass admission)
-	scanned := reconciles(t, "podscanner")
 	for _, p := range gonePods {
 		setRunning(t, p, gone)
 	}
-	// the positive signal: the PodScanner has reconciled as many pods as were updated and its
-	// queue is empty with no worker busy, so those updates were handled
-	eventually(t, 30*time.Second, func() error {
-		done := reconciles(t, "podscanner") - scanned
-		depth := gathered(t, "workqueue_depth", "name", "podscanner")
-		busy := gathered(t, "controller_runtime_active_workers", "controller", "podscanner")
-		if done < float64(len(gonePods)) || depth > 0 || busy > 0 {
-			return fmt.Errorf("PodScanner: %v reconciles since the updates, queue depth %v, %v workers busy", done, depth, busy)
-		}
-		return nil
-	})
+	podScannerCaughtUp(t, markerNS)
 	if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
 		t.Fatal(err)
 	}
@@ -646,8 +701,11 @@ func scaleParams() (pods, images int) {
 	return pods, images
 }
 
-// TestAuditScale: 1,000 pods over 50 images cost exactly 50 scans, one manifest pull per image.
-// Half the pods report their digest in status.imageID, half name a tag only. Every fifth image
+// TestAuditScale: 1,000 pods over 50 images cost exactly 50 scans, one manifest pull per image,
+// and one ImageScan each; a policy created after the pods accounts for every violating pod in
+// its status (counts, gauge, a capped list) within a minute, and one that was there before
+// them audits about once a second through the burst of pod events, not once per event. Half
+// the pods report their digest in status.imageID, half name a tag only. Every fifth image
 // carries kesl. Reports the time to converged status and the peak memory of the process.
 func TestAuditScale(t *testing.T) {
 	t.Parallel()
@@ -691,6 +749,10 @@ func TestAuditScale(t *testing.T) {
 		}
 	}
 	wantImages := (nImages + 4) / 5
+	want := wantCounts(counts{wantViolating, wantViolating, wantViolating, wantImages, 0})
+	early := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	auditedSince(t, early.Name) // its first audits are over: what follows is the pods' doing
+	earlyAudits := evaluations(early.Name)
 
 	// the baseline of the shared-base mode: every unique layer scanned once, as one image, by a
 	// fresh engine
@@ -757,13 +819,30 @@ func TestAuditScale(t *testing.T) {
 
 	policyAt := time.Now()
 	p := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
-	got := waitStatus(t, p.Name, 5*time.Minute, wantCounts(counts{wantViolating, wantViolating, wantViolating, wantImages, 0}))
+	got := waitStatus(t, p.Name, 5*time.Minute, want)
 	converged := time.Since(start)
 	fromPolicy := time.Since(policyAt)
 	peakHeap, hwm := mem()
+	waitStatus(t, early.Name, time.Minute, want)
+	earlyAudits = evaluations(early.Name) - earlyAudits
+	through := time.Since(start)
 
+	if fromPolicy > time.Minute {
+		t.Errorf("the status converged %s after the policy was created, want within a minute", fromPolicy.Round(time.Millisecond))
+	}
+	// debounced: the pods' creations and status updates, and the ImageScans written meanwhile,
+	// fold into about one audit a second
+	if limit := through.Seconds() + 5; earlyAudits > limit {
+		t.Errorf("the policy that saw the pods come: %v audits in %s, want at most %.0f", earlyAudits, through.Round(time.Millisecond), limit)
+	}
+	wantGauge(t, p.Name, ns, float64(wantViolating))
 	if len(got.Status.Violations) != 50 || !got.Status.Truncated {
 		t.Errorf("listed %d violations (truncated %v), want 50 and truncated", len(got.Status.Violations), got.Status.Truncated)
+	}
+	for _, v := range got.Status.Violations {
+		if i, err := strconv.Atoi(strings.TrimPrefix(v.Pod, "p-")); v.Namespace != ns || err != nil || (i%nImages)%5 != 0 || v.Vendor != kasperskyVendor {
+			t.Errorf("listed violation %+v: not one of this test's kesl pods", v)
+		}
 	}
 	scans, analysed := 0, 0
 	for i := range nImages {
@@ -789,14 +868,18 @@ func TestAuditScale(t *testing.T) {
 		if err := k8s.List(ctx, &list); err != nil {
 			return err
 		}
-		scanned := 0
+		mine, scanned := 0, 0
 		for _, is := range list.Items {
-			if strings.Contains(is.Spec.Image, "scale-"+ns+"/") && is.Status.Phase == v1alpha1.ImageScanScanned {
+			if !strings.Contains(is.Spec.Image, "scale-"+ns+"/") {
+				continue
+			}
+			mine++
+			if is.Status.Phase == v1alpha1.ImageScanScanned {
 				scanned++
 			}
 		}
-		if scanned != nImages {
-			return fmt.Errorf("%d ImageScans Scanned, want %d", scanned, nImages)
+		if mine != nImages || scanned != nImages {
+			return fmt.Errorf("%d ImageScans, %d Scanned; want %d, all Scanned", mine, scanned, nImages)
 		}
 		return nil
 	})
@@ -821,9 +904,9 @@ func TestAuditScale(t *testing.T) {
 	if (len(one.Status.Record) > 2<<10 && !sharedBase()) || one.Status.ObservedGeneration != one.Generation || !meta.IsStatusConditionTrue(one.Status.Conditions, v1alpha1.ImageScanReadyCondition) {
 		t.Errorf("ImageScan %s: %d record bytes, observedGeneration %d of %d, conditions %+v", one.Name, len(one.Status.Record), one.Status.ObservedGeneration, one.Generation, one.Status.Conditions)
 	}
-	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB%s",
+	t.Logf("AUDIT-SCALE pods=%d images=%d scans=%d violating=%d created_in=%s converged_in=%s converged_after_policy=%s early_policy_audits=%v peak_heap=%dMiB peak_rss=%dMiB status_json=%dKiB%s",
 		nPods, nImages, scans, wantViolating, created.Round(time.Millisecond), converged.Round(time.Millisecond), fromPolicy.Round(time.Millisecond),
-		peakHeap>>20, hwm>>20, size>>10, shared)
+		earlyAudits, peakHeap>>20, hwm>>20, size>>10, shared)
 }
 
 // TestImageScanRescanOnPathRule: ImageScans keep only the files some path rule matches. A policy
@@ -951,9 +1034,6 @@ func TestAuditImageScanScope(t *testing.T) {
 	auditedSince(t, pA.Name)
 	auditedSince(t, pB.Name)
 
-	evaluations := func(policy string) float64 {
-		return testutil.ToFloat64(metrics.AuditEvaluations.WithLabelValues(policy))
-	}
 	for _, tc := range []struct {
 		name, digest  string
 		target, other string
@@ -979,12 +1059,12 @@ func TestAuditImageScanScope(t *testing.T) {
 			}
 			return nil
 		})
-		// a barrier: a poke of the target audited after the rescan's audit, with the auditor's
-		// queue empty and idle; any audit the rescan queued for the other policy (at the same
-		// instant, with the same debounce) has run by then
+		// a barrier: two pokes of the target audited after the rescan's audit; any audit the
+		// rescan queued for the other policy (at the same instant, with the same debounce) was
+		// ready before the first poke and has run by then (one worker, first in first out)
 		auditedSince(t, tc.target)
-		if n := evaluations(tc.target) - target; n != 2 {
-			t.Errorf("%s: %v audits of policy %s, want 2 (the rescan's and the poke's)", tc.name, n, tc.target)
+		if n := evaluations(tc.target) - target; n != 3 {
+			t.Errorf("%s: %v audits of policy %s, want 3 (the rescan's and the barrier's two)", tc.name, n, tc.target)
 		}
 		if n := evaluations(tc.other) - other; n != 0 {
 			t.Errorf("%s: %v audits of policy %s, which selects no pod running it; want 0", tc.name, n, tc.other)

@@ -197,32 +197,14 @@ func (s countingStatus) Update(ctx context.Context, obj client.Object, opts ...c
 func newAuditor(c client.Client, cat *catalog.Catalog, now time.Time) (*controllers.PolicyAuditor, *clocktesting.FakePassiveClock, *record.FakeRecorder) {
 	clk := clocktesting.NewFakePassiveClock(now)
 	rec := record.NewFakeRecorder(10)
-	return &controllers.PolicyAuditor{
+	return controllers.NewPolicyAuditor(controllers.PolicyAuditor{
 		Client:   c,
 		Policies: &policy.Set{Reader: k8s, Catalog: cat},
 		Records:  comps.Engine,
 		Clock:    clk,
 		Recorder: rec,
 		Exempt:   []string{OwnNamespace, "kube-system"},
-	}, clk, rec
-}
-
-// rewrittenSince reports whether the policy's stored resourceVersion moves away from rv within
-// a few seconds: whether the manager's auditor has re-audited and put its own view back.
-func rewrittenSince(t testing.TB, name, rv string) bool {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		var p v1alpha1.VendorPolicy
-		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, &p); err != nil {
-			t.Fatal(err)
-		}
-		if p.ResourceVersion != rv {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+	}), clk, rec
 }
 
 // TestReconcileWritesOnce: the auditor writes a policy's status when it changes and not on a
@@ -257,6 +239,9 @@ func TestReconcileWritesOnce(t *testing.T) {
 		}
 		return nil
 	})
+	// the manager's auditor has audited since its status was right, and nothing that happens
+	// here triggers it again (status writes change no generation): it stays out of the way
+	auditedSince(t, p.Name)
 
 	c := &countingClient{Client: k8s}
 	r, clk, rec := newAuditor(c, catalog.Default(), managerNow.Add(time.Hour))
@@ -282,10 +267,16 @@ func TestReconcileWritesOnce(t *testing.T) {
 		t.Errorf("an excepted workload was reported: %q", <-rec.Events)
 	}
 
-	// past the expiry: one write, with the violation
+	// past the expiry: one write, with the violation. The violations gauge is shared with the
+	// manager's auditor, which sets it for the same policy from its own view: it is this
+	// auditor's when the manager's was idle before and after, and audited the policy meanwhile
+	// not at all (embargo_audit_evaluations_total moved by this audit only).
 	clk.SetTime(expires.Add(time.Hour))
+	evals := evaluations(p.Name)
+	idle := gathered(t, "controller_runtime_active_workers", "controller", "policyauditor") == 0
 	reconcile()
 	gauge := testutil.ToFloat64(metrics.Violations.WithLabelValues(p.Name, ns, kasperskyVendor))
+	alone := idle && gathered(t, "controller_runtime_active_workers", "controller", "policyauditor") == 0 && evaluations(p.Name) == evals+1
 	if c.calls != 1 || len(c.written) != 1 {
 		t.Fatalf("%d status writes (%d succeeded), want 1", c.calls, len(c.written))
 	}
@@ -303,9 +294,11 @@ func TestReconcileWritesOnce(t *testing.T) {
 	if cond := condition(st, v1alpha1.VendorPolicyCompliantCondition); cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.VendorPolicyViolationsReason {
 		t.Errorf("Compliant = %+v", cond)
 	}
-	// the gauge is shared with the manager's auditor, which sets it for the same policy
-	if gauge != 2 && !rewrittenSince(t, p.Name, got.ResourceVersion) {
+	switch {
+	case alone && gauge != 2:
 		t.Errorf("violations gauge %v, want 2", gauge)
+	case !alone:
+		t.Logf("the manager's auditor was busy during this audit: the violations gauge (%v) may be its", gauge)
 	}
 	if len(rec.Events) != 1 {
 		t.Fatalf("%d events, want 1", len(rec.Events))

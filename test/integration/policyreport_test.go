@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/embargo-dev/embargo/api/v1alpha1"
 	"github.com/embargo-dev/embargo/controllers"
+	"github.com/embargo-dev/embargo/internal/metrics"
 )
 
 // policyReportCRD is a minimal wgpolicyk8s.io/v1alpha2 PolicyReport CRD: the kind and
@@ -146,18 +148,20 @@ func TestPolicyReports(t *testing.T) {
 		t.Errorf("skip result %+v", skip)
 	}
 
-	// a re-audit that finds the same writes nothing: wait for the audit, then for a reporter pass
-	// that finished after it began (every pass would rewrite an unchanged report if writes were
-	// not skipped)
+	// a re-audit that finds the same writes nothing: wait for the audit to end (it has handed
+	// its results to the reporter), then for a reporter pass that began after it and ended. The
+	// API server ignores an update that changes nothing (the resourceVersion stays), so the
+	// writes are counted where they are made: embargo_policyreport_writes_total{namespace}.
 	rv := u.GetResourceVersion()
-	passes := reconciles(t, "policyreporter")
+	writes := testutil.ToFloat64(metrics.PolicyReportWrites.WithLabelValues(ns))
+	if writes == 0 {
+		t.Errorf("embargo_policyreport_writes_total{namespace=%q} is 0 with the report written", ns)
+	}
 	auditedSince(t, p.Name)
-	eventually(t, 30*time.Second, func() error {
-		if got := reconciles(t, "policyreporter"); got <= passes {
-			return fmt.Errorf("no PolicyReport pass since the re-audit began")
-		}
-		return nil
-	})
+	reconciledSince(t, "policyreporter")
+	if n := testutil.ToFloat64(metrics.PolicyReportWrites.WithLabelValues(ns)) - writes; n != 0 {
+		t.Errorf("a re-audit that found the same wrote the report %v more times", n)
+	}
 	if u, _, err := getReport(ns); err != nil {
 		t.Fatal(err)
 	} else if u.GetResourceVersion() != rv {

@@ -1,6 +1,7 @@
 package testimage
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -78,6 +80,64 @@ func Referrer(subject v1.Descriptor, artifactType, layerMediaType string, doc []
 		return nil, fmt.Errorf("mutate.Subject did not return an image")
 	}
 	return withSubject, nil
+}
+
+// ArtifactReferrer makes an OCI 1.1 artifact that refers to subject, as `oras attach` (1.1 and
+// later) writes one: its config is the empty descriptor (application/vnd.oci.empty.v1+json,
+// content "{}"), so only the manifest's artifactType says what it is, and its one layer is doc.
+func ArtifactReferrer(subject v1.Descriptor, artifactType, layerMediaType string, doc []byte) (v1.Image, error) {
+	layer := static.NewLayer(doc, types.MediaType(layerMediaType))
+	ld, err := partial.Descriptor(layer)
+	if err != nil {
+		return nil, err
+	}
+	ld.Annotations = map[string]string{"org.opencontainers.image.title": "sbom.json"}
+	config := []byte("{}")
+	ch, size, err := v1.SHA256(bytes.NewReader(config))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  artifactType,
+		Config:        v1.Descriptor{MediaType: types.OCIEmptyJSON, Digest: ch, Size: size},
+		Layers:        []v1.Descriptor{*ld},
+		Subject:       &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&artifact{manifest: raw, config: config, layer: layer})
+}
+
+// artifact is an image made from its raw manifest: what mutate cannot write (artifactType, an
+// empty config).
+type artifact struct {
+	manifest, config []byte
+	layer            v1.Layer
+}
+
+func (a *artifact) RawConfigFile() ([]byte, error)      { return a.config, nil }
+func (a *artifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (a *artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
+func (a *artifact) ArtifactType() (string, error)       { return a.artifactType() }
+func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if d, err := a.layer.Digest(); err == nil && d == h {
+		return a.layer, nil
+	}
+	if ch, _, err := v1.SHA256(bytes.NewReader(a.config)); err == nil && ch == h {
+		return static.NewLayer(a.config, types.OCIEmptyJSON), nil
+	}
+	return nil, fmt.Errorf("artifact has no blob %s", h)
+}
+
+func (a *artifact) artifactType() (string, error) {
+	var m v1.Manifest
+	if err := json.Unmarshal(a.manifest, &m); err != nil {
+		return "", err
+	}
+	return m.ArtifactType, nil
 }
 
 // CosignAttachment makes an image like the ones cosign pushes to sha256-<hex>.sbom and

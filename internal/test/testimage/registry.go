@@ -40,6 +40,8 @@ type Registry struct {
 	manifests map[string]int
 	blobs     map[string]int
 	requests  map[string]int
+	byKind    map[[2]string]int
+	pings     int
 	delay     time.Duration
 }
 
@@ -75,7 +77,7 @@ func WithReferrers() Option {
 
 // NewRegistry starts a registry on 127.0.0.1 (or WithAddr).
 func NewRegistry(opts ...Option) (*Registry, error) {
-	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}, requests: map[string]int{}}
+	r := &Registry{manifests: map[string]int{}, blobs: map[string]int{}, requests: map[string]int{}, byKind: map[[2]string]int{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -114,9 +116,14 @@ func (r *Registry) handler(inner http.Handler) http.Handler {
 				return
 			}
 		}
-		if repo, _, ok := splitPath(req.URL.Path); ok {
+		if repo, kind, ok := splitPath(req.URL.Path); ok {
 			r.mu.Lock()
 			r.requests[repo]++
+			r.byKind[[2]string{repo, kind}]++
+			r.mu.Unlock()
+		} else if strings.TrimSuffix(req.URL.Path, "/") == "/v2" {
+			r.mu.Lock()
+			r.pings++
 			r.mu.Unlock()
 		}
 		if req.Method == http.MethodGet {
@@ -180,6 +187,28 @@ func (r *Registry) Requests(repo string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.requests[repo]
+}
+
+// RequestsByKind is how many requests of any method repo has served, by endpoint: "manifests",
+// "blobs", "referrers" (the OCI 1.1 referrers API) and "tags" (tag lists).
+func (r *Registry) RequestsByKind(repo string) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range r.byKind {
+		if k[0] == repo {
+			out[k[1]] = n
+		}
+	}
+	return out
+}
+
+// Pings is how many GET /v2/ requests (a client's version check and authentication challenge,
+// made before it first reaches a repository) the registry has served.
+func (r *Registry) Pings() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pings
 }
 
 // Close stops the registry.
