@@ -579,15 +579,17 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 	}
 	defer func() { _ = os.RemoveAll(work) }()
 
-	// the layers no scan has analysed yet: while this scan analyses them, another scan that needs
+	// the layers no scan has analysed yet, and those another scan is analysing now (it caches a
+	// layer's index before its packages): while this scan analyses them, another scan that needs
 	// one of them waits for it and then reads the cache, rather than stream it a second time
-	var missing []string
-	for _, d := range digests {
-		if _, ok := cacheGet[LayerIndex](g.opts.Cache, indexKey(d)); !ok && g.opts.Cache != nil {
-			missing = append(missing, d)
+	var indexed map[string]bool
+	if g.opts.Cache != nil {
+		indexed = map[string]bool{}
+		for _, d := range digests {
+			_, indexed[d] = cacheGet[LayerIndex](g.opts.Cache, indexKey(d))
 		}
 	}
-	unlock, err := g.locks.lock(ctx, missing)
+	unlock, err := g.locks.lock(ctx, digests, indexed)
 	if err != nil {
 		return Result{}, &registry.Error{Kind: registry.KindTimeout, Ref: ref, Err: fmt.Errorf("waiting for another scan of its layers: %w", err)}
 	}
@@ -700,7 +702,10 @@ func (g *Generator) ScanLayers(ctx context.Context, ref string, pi registry.Plat
 
 // layerLocks lets one scan at a time analyse a layer. A scan takes the locks of all the layers
 // it will analyse before it starts, in digest order (so two scans never wait on each other), and
-// holds them until its layers' results are cached.
+// holds them until its layers' results are cached. lock takes a digest's lock when indexed (nil:
+// no cache, nothing to share) says it is not indexed yet, or when another scan holds or awaits it:
+// that scan may have cached the layer's index but not yet its packages. The second test is made
+// under ls.mu, where the holder registered before it cached anything, so it cannot be missed.
 type layerLocks struct {
 	mu sync.Mutex
 	m  map[string]*layerLock
@@ -711,7 +716,10 @@ type layerLock struct {
 	refs int
 }
 
-func (ls *layerLocks) lock(ctx context.Context, digests []string) (unlock func(), err error) {
+func (ls *layerLocks) lock(ctx context.Context, digests []string, indexed map[string]bool) (unlock func(), err error) {
+	if indexed == nil {
+		return func() {}, nil
+	}
 	digests = slices.Clone(digests)
 	slices.Sort(digests)
 	digests = slices.Compact(digests)
@@ -733,6 +741,10 @@ func (ls *layerLocks) lock(ctx context.Context, digests []string) (unlock func()
 			ls.m = map[string]*layerLock{}
 		}
 		l := ls.m[d]
+		if l == nil && indexed[d] {
+			ls.mu.Unlock()
+			continue // indexed, and no scan is at work on it: its results are all cached
+		}
 		if l == nil {
 			l = &layerLock{ch: make(chan struct{}, 1)}
 			ls.m[d] = l
