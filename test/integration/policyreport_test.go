@@ -152,11 +152,16 @@ func TestPolicyReports(t *testing.T) {
 	// its results to the reporter), then for a reporter pass that began after it and ended. The
 	// API server ignores an update that changes nothing (the resourceVersion stays), so the
 	// writes are counted where they are made: embargo_policyreport_writes_total{namespace}.
+	// The reporter counts a write when the API server has answered it, so the report can be read
+	// a moment before its write is counted: wait for the count first.
 	rv := u.GetResourceVersion()
-	writes := testutil.ToFloat64(metrics.PolicyReportWrites.WithLabelValues(ns))
-	if writes == 0 {
-		t.Errorf("embargo_policyreport_writes_total{namespace=%q} is 0 with the report written", ns)
-	}
+	var writes float64
+	eventually(t, 10*time.Second, func() error {
+		if writes = testutil.ToFloat64(metrics.PolicyReportWrites.WithLabelValues(ns)); writes == 0 {
+			return fmt.Errorf("embargo_policyreport_writes_total{namespace=%q} is 0 with the report written", ns)
+		}
+		return nil
+	})
 	auditedSince(t, p.Name)
 	reconciledSince(t, "policyreporter")
 	if n := testutil.ToFloat64(metrics.PolicyReportWrites.WithLabelValues(ns)) - writes; n != 0 {
