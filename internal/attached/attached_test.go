@@ -99,6 +99,14 @@ func read(invs []match.Inventory) (docs map[string]int, errs []string) {
 	return docs, errs
 }
 
+// total is the number of usable documents read describes.
+func total(docs map[string]int) (n int) {
+	for _, c := range docs {
+		n += c
+	}
+	return n
+}
+
 // TestReferrerArtifactTypes: an SBOM referrer is found whether what says so is the manifest's
 // artifactType (an OCI 1.1 artifact whose config is the empty descriptor, as `oras attach` 1.1
 // writes it) or its config's media type (older `oras attach`), on a registry with the referrers
@@ -192,10 +200,7 @@ func TestBudgetAcrossSubjects(t *testing.T) {
 		invs := attached.Remote(context.Background(), rp, subjects, nil, attached.NewBudgetOf(10, attached.MaxImageBytes))
 		fetched := r.ManifestGets(repo) - before
 		docs, errs := read(invs)
-		n := 0
-		for _, c := range docs {
-			n += c
-		}
+		n := total(docs)
 		if n != 10 || len(errs) != 1 || !strings.Contains(errs[0], "not read: the image's attachments are over the scan's budget (10 manifests, 128 MiB across the index and every platform)") {
 			t.Errorf("read %d documents (want 10), errors %q (want the budget's, once)", n, errs)
 		}
@@ -207,20 +212,14 @@ func TestBudgetAcrossSubjects(t *testing.T) {
 		// room for three documents and most of a fourth
 		invs := attached.Remote(context.Background(), rp, subjects, nil, attached.NewBudgetOf(attached.MaxImageManifests, int64(3*docBytes+docBytes/2)))
 		docs, errs := read(invs)
-		n := 0
-		for _, c := range docs {
-			n += c
-		}
+		n := total(docs)
 		if n != 3 || len(errs) != 1 || !strings.Contains(errs[0], "over the scan's budget") {
 			t.Errorf("read %d documents (want 3), errors %q (want the budget's, once)", n, errs)
 		}
 	})
 	t.Run("enough", func(t *testing.T) {
 		docs, errs := read(attached.Remote(context.Background(), rp, subjects, nil, attached.NewBudget()))
-		n := 0
-		for _, c := range docs {
-			n += c
-		}
+		n := total(docs)
 		if n != 16 || len(errs) != 0 {
 			t.Errorf("read %d documents (want all 16), errors %q", n, errs)
 		}
