@@ -200,8 +200,9 @@ func TestWarnAndAudit(t *testing.T) {
 	if ws := wc.take(); len(ws) != 0 {
 		t.Errorf("Audit must not warn: %q", ws)
 	}
-	if after := testutil.ToFloat64(metrics.Decisions.WithLabelValues("Pod", "Audit", "audited")); after != before+1 {
-		t.Errorf("audited decisions %v -> %v, want +1", before, after)
+	// the counter is the whole process's: parallel tests may admit Audit Pods too, so at least +1
+	if after := testutil.ToFloat64(metrics.Decisions.WithLabelValues("Pod", "Audit", "audited")); after < before+1 {
+		t.Errorf("audited decisions %v -> %v, want at least +1", before, after)
 	}
 }
 
