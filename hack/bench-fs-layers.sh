@@ -10,7 +10,9 @@
 #    ratios of embargo's wall time and peak RSS to each.
 # 2. Warm: the four images in order, a fresh process each, embargo on one --cache-dir and Trivy
 #    on one --cache-dir (only new layers are analysed); each ×its own cold time. Then a rescan of
-#    the last image from a fresh process on that cache.
+#    the last image from a fresh process on that cache. The floor beside it: GNU gzip inflating
+#    the image's new layers (`gzip -dc FILE >/dev/null`, same run), the least any tool must do to
+#    read them; floor/cold is the best ×own-cold ratio inflating alone allows.
 # Wall time and peak RSS from /usr/bin/time. Trivy runs offline as its SBOM generator:
 #   trivy image --format cyclonedx --skip-db-update --offline-scan --cache-dir DIR
 #     --skip-files '**/*.jar' --image-src remote --insecure REF
@@ -54,6 +56,7 @@ for _ in $(seq 6000); do
 done
 mapfile -t NAMES < <(grep -v '^ready$' "$WORK/refs" | cut -d' ' -f1)
 mapfile -t REFS < <(grep -v '^ready$' "$WORK/refs" | cut -d' ' -f2)
+mapfile -t NEW < <(grep -v '^ready$' "$WORK/refs" | cut -d' ' -f3)
 
 export SYFT_REGISTRY_INSECURE_USE_HTTP=true SYFT_CHECK_FOR_APP_UPDATE=false
 # run CMD...: prints "wall_s rss_mib kesl" of one run (kesl: yes when the output names kesl);
@@ -73,6 +76,12 @@ trivy() {
 	run "$TRIVY" image --format cyclonedx --skip-db-update --offline-scan --skip-files '**/*.jar' \
 		--image-src remote --insecure --quiet --cache-dir "$1" "$2"
 }
+# gunzip FILE,...: seconds GNU gzip takes to inflate the files, one after another
+gunzip_s() {
+	local IFS=, f
+	/usr/bin/time -f '%e' -o "$WORK/gz-time" bash -c 'for f in "$@"; do gzip -dc "$f" >/dev/null; done' _ $1
+	tail -n 1 "$WORK/gz-time"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else printf "-" }'; }
 
 log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -90,13 +99,14 @@ for i in "${!REFS[@]}"; do
 done
 
 printf '\nwarm: same images in order, one cache dir each (a fresh process each):\n'
-printf '%-14s %9s %10s %8s %10s %9s %5s\n' image embargo_s x_own_cold trivy_s x_own_cold e/trivy kesl
+printf '%-14s %9s %10s %8s %10s %9s %9s %9s %10s %5s\n' image embargo_s x_own_cold trivy_s x_own_cold e/trivy gunzip_s e/gunzip floor/cold kesl
 for i in "${!REFS[@]}"; do
 	read -r ws wm wk < <(embargo --cache-dir "$WORK/cache" "${REFS[$i]}")
 	tw=0 tk=-
 	if [[ -n "$TRIVY" ]]; then read -r tw _ tk < <(trivy "$WORK/trivy-warm" "${REFS[$i]}"); fi
-	printf '%-14s %9.2f %10s %8.2f %10s %9s %5s\n' "${NAMES[$i]}" "$ws" "$(ratio "$ws" "${COLD[$i]}")" "$tw" \
-		"$(ratio "$tw" "${TCOLD[$i]}")" "$(ratio "$ws" "$tw")" "$wk/$tk"
+	gz="$(gunzip_s "${NEW[$i]}")"
+	printf '%-14s %9.2f %10s %8.2f %10s %9s %9.2f %9s %10s %5s\n' "${NAMES[$i]}" "$ws" "$(ratio "$ws" "${COLD[$i]}")" "$tw" \
+		"$(ratio "$tw" "${TCOLD[$i]}")" "$(ratio "$ws" "$tw")" "$gz" "$(ratio "$ws" "$gz")" "$(ratio "$gz" "${COLD[$i]}")" "$wk/$tk"
 done
 last=$((${#REFS[@]} - 1))
 read -r rs rm rk < <(embargo --cache-dir "$WORK/cache" "${REFS[$last]}")

@@ -3,8 +3,9 @@
 // /usr/lib/x86_64-linux-gnu, /usr/share), and on it a JVM layer (/usr/lib/jvm, when present), a
 // Go toolchain layer (/usr/local/go) and, on the Go image, a small layer installing kesl (a
 // rewritten dpkg status file and its files, as in internal/test/testimage). Layers are written once
-// as gzip files under -dir and reused by later runs. It prints "name ref" lines, then "ready",
-// then serves until interrupted.
+// as gzip files under -dir and reused by later runs. It prints "name ref new" lines, then "ready",
+// then serves until interrupted; new lists (comma-separated) the layer files of that image that
+// no image printed before it has, the layers a warm scan in that order must analyse.
 //
 //	go run ./hack/fsbench -dir /var/tmp/embargo-fsbench
 package main
@@ -49,8 +50,19 @@ func run(dir string, base []string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
 		return err
 	}
+	files := map[v1.Hash]string{} // layer digest -> its gzip file
 	l := func(name string, paths ...string) (v1.Layer, error) {
-		return hostLayer(filepath.Join(dir, name+".tar.gz"), paths)
+		file := filepath.Join(dir, name+".tar.gz")
+		layer, err := hostLayer(file, paths)
+		if err != nil {
+			return nil, err
+		}
+		d, err := layer.Digest()
+		if err != nil {
+			return nil, err
+		}
+		files[d] = file
+		return layer, nil
 	}
 	baseL, err := l("base", base...)
 	if err != nil {
@@ -74,9 +86,12 @@ func run(dir string, base []string) error {
 	if err != nil {
 		return err
 	}
-	kesl, err := keslLayer()
+	kesl, err := keslLayer(filepath.Join(dir, "kesl.tar.gz"))
 	if err != nil {
 		return err
+	}
+	if d, err := kesl.Digest(); err == nil {
+		files[d] = filepath.Join(dir, "kesl.tar.gz")
 	}
 	images = append(images,
 		struct {
@@ -100,7 +115,19 @@ func run(dir string, base []string) error {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	host := ln.Addr().String()
+	seen := map[v1.Hash]bool{}
 	for _, im := range images {
+		var added []string
+		for _, l := range im.layers {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			if !seen[d] {
+				seen[d] = true
+				added = append(added, files[d])
+			}
+		}
 		img, err := ti.Image(nil, im.layers...)
 		if err != nil {
 			return err
@@ -112,7 +139,7 @@ func run(dir string, base []string) error {
 		if err := remote.Write(ref, img); err != nil {
 			return fmt.Errorf("pushing %s: %w", im.name, err)
 		}
-		fmt.Println(im.name, ref.String())
+		fmt.Println(im.name, ref.String(), strings.Join(added, ","))
 	}
 	fmt.Println("ready")
 	sig := make(chan os.Signal, 1)
@@ -196,15 +223,32 @@ func writeLayer(file string, paths []string) error {
 }
 
 // keslLayer installs kesl as dpkg would: the whole status file rewritten with one more entry.
-func keslLayer() (v1.Layer, error) {
+// Its gzip blob is written to file, for the bench script's inflate baseline.
+func keslLayer(file string) (v1.Layer, error) {
 	status, err := os.ReadFile("/var/lib/dpkg/status")
 	if err != nil {
 		return nil, err
 	}
 	entry := ti.DpkgStatus(ti.Deb{Name: "kesl", Version: "12.1.0-1187", Maintainer: ti.KasperskyMaintainer, Description: "Kaspersky Endpoint Security for Linux"})
-	return ti.Layer(
+	l, err := ti.Layer(
 		ti.File{Path: "/var/lib/dpkg/status", Content: append(append(status, '\n'), entry.Content...)},
 		ti.DpkgFiles("kesl", "/opt/kaspersky/kesl/bin/kesl-control"),
 		ti.File{Path: "/opt/kaspersky/kesl/bin/kesl-control", Content: make([]byte, 180<<10), Mode: 0o755},
 	)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	blob, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(file, blob, 0o644); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
