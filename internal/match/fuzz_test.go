@@ -140,3 +140,20 @@ func FuzzIdentityName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGlob: the compiled glob (literal and prefix fast paths, a literal lead before the
+// expression) decides exactly as the regular expression Glob builds.
+func FuzzGlob(f *testing.F) {
+	for _, c := range [][2]string{
+		{"kesl", "KESL"}, {"kesl", "\u212aesl"}, {"pkg:npm/@kaspersky/*", "pkg:npm/@KASPERSKY/sdk"},
+		{"pkg:maven/com.kaspersky.*/*", "pkg:maven/com.kaspersky.av/core"}, {"k?sl", "kesl"},
+		{"*", ""}, {"a*b*", "axxbyy"}, {"ſ", "S"}, {"straße", "STRASSE"}, {"\xff*", "\xffa"},
+	} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if got, want := newGlob(pattern).match(s), Glob(pattern).MatchString(s); got != want {
+			t.Fatalf("glob %q on %q: %v, the expression says %v", pattern, s, got, want)
+		}
+	})
+}

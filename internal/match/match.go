@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -201,21 +204,54 @@ type Vendor struct {
 
 	packages   []packageRule
 	suppliers  []*regexp.Regexp
-	purls      []*regexp.Regexp
+	purls      []glob
 	cpeVendors []string
 	paths      []string
+
+	// seen memoizes the supplier rules' verdict by identity name: the same few hundred
+	// maintainers recur in every Debian image, and a regular expression costs microseconds.
+	seen *nameMemo
 }
 
 type packageRule struct {
 	typ      string
-	name     *regexp.Regexp
+	name     glob
 	requires []v1alpha1.Corroboration
+}
+
+// nameMemo is a bounded map from identity name to whether a supplier rule matches it.
+type nameMemo struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+const nameMemoLimit = 4096
+
+func (v *Vendor) supplierMatches(name string) bool {
+	if v.seen != nil {
+		v.seen.mu.Lock()
+		ok, hit := v.seen.m[name]
+		v.seen.mu.Unlock()
+		if hit {
+			return ok
+		}
+	}
+	ok := slices.ContainsFunc(v.suppliers, func(re *regexp.Regexp) bool { return re.MatchString(name) })
+	if v.seen != nil {
+		v.seen.mu.Lock()
+		if len(v.seen.m) >= nameMemoLimit {
+			clear(v.seen.m)
+		}
+		v.seen.m[name] = ok
+		v.seen.mu.Unlock()
+	}
+	return ok
 }
 
 // Compile checks and compiles a vendor's rules. Errors name the offending field so a policy
 // author knows what to fix.
 func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*Vendor, error) {
-	v := &Vendor{Catalog: catalogID, Name: name, Basis: basis}
+	v := &Vendor{Catalog: catalogID, Name: name, Basis: basis, seen: &nameMemo{m: map[string]bool{}}}
 	if name == "" {
 		return nil, fmt.Errorf("vendor name is empty")
 	}
@@ -241,7 +277,7 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 				return nil, fmt.Errorf("packages[%d].requires Supplier but the vendor has no suppliers rules", i)
 			}
 		}
-		v.packages = append(v.packages, packageRule{typ: typ, name: Glob(p.Name), requires: p.Requires})
+		v.packages = append(v.packages, packageRule{typ: typ, name: newGlob(p.Name), requires: p.Requires})
 	}
 	for i, s := range r.Suppliers {
 		if strings.TrimSpace(s) == "" {
@@ -260,7 +296,7 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 		if !strings.HasPrefix(p, "pkg:") || len(p) < 6 {
 			return nil, fmt.Errorf("purls[%d] %q must start with \"pkg:\" and name a type, e.g. pkg:npm/%%40kaspersky/*", i, p)
 		}
-		v.purls = append(v.purls, Glob(normalizePURL(p)))
+		v.purls = append(v.purls, newGlob(normalizePURL(p)))
 	}
 	for i, c := range r.CPEVendors {
 		c = strings.ToLower(strings.TrimSpace(c))
@@ -303,6 +339,62 @@ func Glob(glob string) *regexp.Regexp {
 	return regexp.MustCompile(b.String())
 }
 
+// glob is a compiled Glob: a pattern without "?" whose only "*" ends it (or that has none, the
+// common case: "kesl", "pkg:npm/@kaspersky/*") is compared case-insensitively without a
+// regular expression; any other needs its literal lead as a prefix before the expression runs.
+type glob struct {
+	lit    string // the pattern without its final "*" (re nil), or its lead before the first wildcard
+	prefix bool   // lit is a prefix ("*" ended the pattern)
+	re     *regexp.Regexp
+}
+
+func newGlob(pattern string) glob {
+	body, star := strings.CutSuffix(pattern, "*")
+	if i := strings.IndexAny(body, "*?"); i >= 0 {
+		return glob{lit: body[:i], re: Glob(pattern)}
+	}
+	return glob{lit: body, prefix: star}
+}
+
+func (g glob) match(s string) bool {
+	switch {
+	case g.re != nil:
+		return hasPrefixFold(s, g.lit) && g.re.MatchString(s)
+	case g.prefix:
+		return hasPrefixFold(s, g.lit)
+	default:
+		return strings.EqualFold(s, g.lit)
+	}
+}
+
+// hasPrefixFold is strings.HasPrefix under Unicode simple case folding, as (?i) matches: "K"
+// (U+212A KELVIN SIGN) starts "kesl" too.
+func hasPrefixFold(s, prefix string) bool {
+	for _, pr := range prefix {
+		if s == "" {
+			return false
+		}
+		sr, n := utf8.DecodeRuneInString(s)
+		if sr != pr && !foldsTo(sr, pr) {
+			return false
+		}
+		s = s[n:]
+	}
+	return true
+}
+
+func foldsTo(a, b rune) bool {
+	if a < utf8.RuneSelf && b < utf8.RuneSelf {
+		return 'a' <= a|0x20 && a|0x20 <= 'z' && a|0x20 == b|0x20
+	}
+	for r := unicode.SimpleFold(a); r != a; r = unicode.SimpleFold(r) {
+		if r == b {
+			return true
+		}
+	}
+	return false
+}
+
 // normalizePURL decodes the one escape that matters for scopes and drops qualifiers and subpath.
 func normalizePURL(p string) string {
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
@@ -341,10 +433,39 @@ func IdentityName(v string) string {
 // Match returns the findings of every vendor in the inventory, sorted.
 func Match(inv Inventory, vendors []*Vendor) []Finding {
 	var out []Finding
+	prep := prepare(inv.Packages)
 	for _, v := range vendors {
-		out = append(out, v.match(inv)...)
+		out = append(out, v.match(inv, prep)...)
 	}
 	Sort(out)
+	return out
+}
+
+// prepared is what matching derives from a package whatever the vendor, computed once per
+// inventory rather than once per vendor.
+type prepared struct {
+	names      []string // IdentityName of each field, in order
+	purl, bare string   // the normalized purl, and without its version
+	cpeVendors []string // each CPE's vendor, lowercased
+}
+
+func prepare(pkgs []Package) []prepared {
+	out := make([]prepared, len(pkgs))
+	for i := range pkgs {
+		p, pp := &pkgs[i], &out[i]
+		pp.names = make([]string, len(p.Fields))
+		for j, f := range p.Fields {
+			pp.names[j] = IdentityName(f.Value)
+		}
+		if p.PURL != "" {
+			pp.purl = normalizePURL(p.PURL)
+			pp.bare = purlWithoutVersion(pp.purl)
+		}
+		pp.cpeVendors = make([]string, len(p.CPEs))
+		for j := range p.CPEs {
+			pp.cpeVendors[j] = strings.ToLower(p.CPEs[j].Vendor)
+		}
+	}
 	return out
 }
 
@@ -381,14 +502,14 @@ func (p *PackageRef) purl() string {
 	return p.PURL
 }
 
-func (v *Vendor) match(inv Inventory) []Finding {
+func (v *Vendor) match(inv Inventory, prep []prepared) []Finding {
 	var out []Finding
 	if inv.Source != nil && inv.Source.Error != "" {
 		return nil
 	}
 	pathFindings := v.matchPaths(inv)
 	for i := range inv.Packages {
-		if f, ok := v.matchPackage(&inv.Packages[i], len(pathFindings) > 0); ok {
+		if f, ok := v.matchPackage(&inv.Packages[i], &prep[i], len(pathFindings) > 0); ok {
 			out = append(out, f)
 		}
 	}
@@ -446,26 +567,22 @@ func sameSoftware(a, d Finding) bool {
 		(a.Package.Type == "" || d.Package.Type == "" || a.Package.Type == d.Package.Type)
 }
 
-func (v *Vendor) matchPackage(p *Package, pathMatched bool) (Finding, bool) {
+func (v *Vendor) matchPackage(p *Package, pp *prepared, pathMatched bool) (Finding, bool) {
 	var convicting, corroborating []Evidence
 
 	var supplier *Evidence
-	for _, f := range p.Fields {
-		name := IdentityName(f.Value)
-		if name == "" {
-			continue
-		}
-		if slices.ContainsFunc(v.suppliers, func(re *regexp.Regexp) bool { return re.MatchString(name) }) {
-			supplier = &Evidence{Rule: RuleSupplier, Field: f.Name, Value: f.Value}
-			convicting = append(convicting, *supplier)
-			break
+	if len(v.suppliers) > 0 {
+		for j, f := range p.Fields {
+			if name := pp.names[j]; name != "" && v.supplierMatches(name) {
+				supplier = &Evidence{Rule: RuleSupplier, Field: f.Name, Value: f.Value}
+				convicting = append(convicting, *supplier)
+				break
+			}
 		}
 	}
 
 	if p.PURL != "" && len(v.purls) > 0 {
-		norm := normalizePURL(p.PURL)
-		bare := purlWithoutVersion(norm)
-		if slices.ContainsFunc(v.purls, func(re *regexp.Regexp) bool { return re.MatchString(bare) || re.MatchString(norm) }) {
+		if slices.ContainsFunc(v.purls, func(g glob) bool { return g.match(pp.bare) || g.match(pp.purl) }) {
 			convicting = append(convicting, Evidence{Rule: RulePURL, Field: "purl", Value: p.PURL})
 		}
 	}
@@ -474,7 +591,7 @@ func (v *Vendor) matchPackage(p *Package, pathMatched bool) (Finding, bool) {
 		if r.typ != "*" && !strings.EqualFold(r.typ, p.Type) {
 			continue
 		}
-		if !r.name.MatchString(p.Name) {
+		if !r.name.match(p.Name) {
 			continue
 		}
 		if len(r.requires) == 0 ||
@@ -490,7 +607,7 @@ func (v *Vendor) matchPackage(p *Package, pathMatched bool) (Finding, bool) {
 	var declared, generated *CPE
 	for i := range p.CPEs {
 		c := &p.CPEs[i]
-		if !slices.Contains(v.cpeVendors, strings.ToLower(c.Vendor)) {
+		if !slices.Contains(v.cpeVendors, pp.cpeVendors[i]) {
 			continue
 		}
 		if c.Declared && declared == nil {
