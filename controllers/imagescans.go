@@ -37,6 +37,8 @@ type Rules interface {
 	Findings(ctx context.Context, invs []match.Inventory) ([]match.Finding, error)
 	// PathRules are the path globs of those vendors: what a lean record must have kept files for.
 	PathRules(ctx context.Context) ([]string, error)
+	// Key identifies those vendors: while it stays the same, so do every record's findings.
+	Key(ctx context.Context) (string, error)
 }
 
 // ImageScans is the one writer of ImageScan objects, and runs on the leader only. The engine
@@ -60,6 +62,12 @@ type ImageScans struct {
 
 	mu     sync.Mutex
 	phases map[string]v1alpha1.ImageScanPhase // object name -> phase counted in the gauge
+
+	// rulesKey is the Rules.Key every ImageScan was last queued for recomputing under: a policy
+	// change that leaves it as it is (a new Audit policy of catalog vendors, a changed rollout,
+	// selector or exception) changes no finding, so it recomputes nothing.
+	keyMu    sync.Mutex
+	rulesKey string
 }
 
 // NewImageScans returns the controller; call SetupWithManager before the manager starts.
@@ -94,9 +102,25 @@ func (r *ImageScans) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// allImageScans maps a policy change to every ImageScan: findings depend on every policy.
+// allImageScans maps a policy change to every ImageScan, since findings depend on every
+// policy's vendors, unless the vendors are the ones every ImageScan was last recomputed for.
 func (r *ImageScans) allImageScans(ctx context.Context, _ client.Object) []reconcile.Request {
-	return requestsForAll(ctx, r.Client, &v1alpha1.ImageScanList{}, nil)
+	if r.Rules != nil {
+		key, err := r.Rules.Key(ctx)
+		if err == nil {
+			r.keyMu.Lock()
+			same := key == r.rulesKey
+			r.rulesKey = key
+			r.keyMu.Unlock()
+			if same {
+				metrics.ImageScanRecomputes.WithLabelValues("skipped").Inc()
+				return nil
+			}
+		}
+	}
+	reqs := requestsForAll(ctx, r.Client, &v1alpha1.ImageScanList{}, nil)
+	metrics.ImageScanRecomputes.WithLabelValues("queued").Add(float64(len(reqs)))
+	return reqs
 }
 
 // requestsForAll lists every object of list's kind (skipping those keep refuses) and returns a

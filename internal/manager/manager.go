@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -232,6 +233,20 @@ func (r *rules) Findings(ctx context.Context, invs []match.Inventory) ([]match.F
 		return nil, err
 	}
 	return match.MatchAll(invs, vendors), nil
+}
+
+// Key implements controllers.Rules.
+func (r *rules) Key(ctx context.Context) (string, error) {
+	vendors, err := r.vendors(ctx)
+	if err != nil {
+		return "", err
+	}
+	keys := make([]string, len(vendors))
+	for i, v := range vendors {
+		keys[i] = v.Key()
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, "\n"), nil
 }
 
 // PathRules implements controllers.Rules.

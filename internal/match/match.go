@@ -208,6 +208,9 @@ type Vendor struct {
 	cpeVendors []string
 	paths      []string
 
+	// key identifies what the vendor matches: equal keys, equal findings (see Key).
+	key string
+
 	// seen memoizes the supplier rules' verdict by identity name: the same few hundred
 	// maintainers recur in every Debian image, and a regular expression costs microseconds.
 	seen *nameMemo
@@ -252,6 +255,7 @@ func (v *Vendor) supplierMatches(name string) bool {
 // author knows what to fix.
 func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*Vendor, error) {
 	v := &Vendor{Catalog: catalogID, Name: name, Basis: basis, seen: &nameMemo{m: map[string]bool{}}}
+	v.key = fmt.Sprintf("%q %q %q %+v", name, catalogID, basis, r)
 	if name == "" {
 		return nil, fmt.Errorf("vendor name is empty")
 	}
@@ -316,6 +320,10 @@ func Compile(name, catalogID string, basis []string, r v1alpha1.VendorRules) (*V
 	}
 	return v, nil
 }
+
+// Key identifies the vendor's name, catalog entry, basis and rules: two vendors with one key
+// yield the same findings on any inventory.
+func (v *Vendor) Key() string { return v.key }
 
 // Paths are the vendor's path rules: the files a stored inventory must keep to answer them.
 func (v *Vendor) Paths() []string { return slices.Clone(v.paths) }

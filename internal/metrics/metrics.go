@@ -57,6 +57,14 @@ var (
 		Help: "ImageScan status updates written by this replica.",
 	})
 
+	// ImageScanRecomputes counts what policy changes did to the ImageScans' findings: "queued",
+	// one per ImageScan queued for recomputing because the vendors changed; "skipped", one per
+	// policy change that left the vendors, and so every finding, as they were.
+	ImageScanRecomputes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embargo_imagescan_recomputes_total",
+		Help: "ImageScans queued for recomputing their findings after a VendorPolicy change (queued), and changes that needed none (skipped).",
+	}, []string{"result"})
+
 	// AuditEvaluations counts audits of one policy over the cluster's pods (each evaluates every
 	// pod it selects): what a cluster change costs the leader. An audit counts once it is over,
 	// its status written.
@@ -81,5 +89,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites, AuditEvaluations, PolicyReportWrites)
+	ctrlmetrics.Registry.MustRegister(Decisions, ScanDuration, CacheLookups, ScansInFlight, Violations, ImagesScanned, StatusWrites, StoreErrors, ImageScanWrites, ImageScanRecomputes, AuditEvaluations, PolicyReportWrites)
 }

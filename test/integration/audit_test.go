@@ -983,6 +983,77 @@ func TestImageScanRescanOnPathRule(t *testing.T) {
 	}
 }
 
+// TestImageScanRecomputeOnVendorChange: ImageScan findings are matched against the catalog
+// and every policy's own vendors, so a policy change recomputes every ImageScan only when it
+// changes those vendors. A new Audit policy of catalog vendors queues none (one "skipped"), and
+// adding a vendor of its own to it queues every ImageScan, after which the one whose image
+// carries that vendor's package shows it. Not parallel: other tests' policies would change the
+// vendors in between.
+func TestImageScanRecomputeOnVendorChange(t *testing.T) {
+	ctx := context.Background()
+	img, err := ti.FromFiles([]ti.File{ti.OSRelease("debian", "12"), ti.DpkgStatus(
+		ti.Deb{Name: "base-files", Version: "12.4", Maintainer: "Santiago Vila <sanvila@debian.org>"},
+		ti.Deb{Name: "acme-agent", Version: "2.0", Maintainer: "Acme Widgets Ltd <support@acme.example>"},
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push("recompute/acme:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := ref[strings.Index(ref, "@")+1:]
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	create(t, podOf(ns, "agent", reg.Ref("recompute/acme:1"), nil, "", ""))
+	findings := func(want int) {
+		t.Helper()
+		eventually(t, 60*time.Second, func() error {
+			var is v1alpha1.ImageScan
+			if err := k8s.Get(ctx, client.ObjectKey{Name: cache.ObjectName(digest)}, &is); err != nil {
+				return err
+			}
+			if is.Status.Phase != v1alpha1.ImageScanScanned || is.Status.FindingCount != want || is.Status.ObservedGeneration != is.Generation {
+				return fmt.Errorf("phase %s, %d findings (want %d), observedGeneration %d of %d", is.Status.Phase, is.Status.FindingCount, want, is.Status.ObservedGeneration, is.Generation)
+			}
+			return nil
+		})
+	}
+	findings(0)
+	recomputes := func(result string) float64 {
+		return testutil.ToFloat64(metrics.ImageScanRecomputes.WithLabelValues(result))
+	}
+
+	// catalog vendors only: the vendors are what they were
+	queued, skipped := recomputes("queued"), recomputes("skipped")
+	other := newNamespace(t)
+	b := newPolicy(t, other, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	eventually(t, 10*time.Second, func() error {
+		if recomputes("skipped") == skipped {
+			return errors.New("the ImageScans controller has not seen the new policy")
+		}
+		return nil
+	})
+	if n := recomputes("queued") - queued; n != 0 {
+		t.Errorf("a new policy of catalog vendors queued %v ImageScans for recomputing, want none", n)
+	}
+
+	// a vendor of its own: every ImageScan is recomputed, and this one finds Acme
+	queued = recomputes("queued")
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+		t.Fatal(err)
+	}
+	b.Spec.Vendors = append(b.Spec.Vendors, v1alpha1.VendorSelector{Name: "Acme Widgets", Rules: &v1alpha1.VendorRules{Suppliers: []string{"Acme Widgets Ltd"}}})
+	if err := k8s.Update(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	findings(1)
+	if n := recomputes("queued") - queued; n < 1 {
+		t.Errorf("adding a vendor queued %v ImageScans for recomputing, want every one", n)
+	}
+}
+
 // TestAuditImageScanScope: an ImageScan change re-audits only the policies that select a pod
 // running its digest. Policy A selects namespace A, where one pod pins digest a in its spec and
 // one names tag t (only the tag cache knows its digest); policy B selects namespace B, whose pod
