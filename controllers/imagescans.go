@@ -68,6 +68,15 @@ type ImageScans struct {
 	// selector or exception) changes no finding, so it recomputes nothing.
 	keyMu    sync.Mutex
 	rulesKey string
+	// current holds, by object name, the Rules.Key and generation each ImageScan's findings were
+	// last written under: the creation event of an ImageScan this controller just wrote then
+	// costs a cache read, not a read of its record and a match.
+	current map[string]computed
+}
+
+type computed struct {
+	key        string
+	generation int64
 }
 
 // NewImageScans returns the controller; call SetupWithManager before the manager starts.
@@ -77,8 +86,9 @@ func NewImageScans(c client.Client, rules Rules, catalogVersion string, clk cloc
 	}
 	return &ImageScans{
 		Client: c, Reader: cache.ImageScanReader{Client: c}, Rules: rules, CatalogVersion: catalogVersion, Clock: clk,
-		events: make(chan event.GenericEvent, 1024),
-		phases: map[string]v1alpha1.ImageScanPhase{},
+		events:  make(chan event.GenericEvent, 1024),
+		phases:  map[string]v1alpha1.ImageScanPhase{},
+		current: map[string]computed{},
 	}
 }
 
@@ -230,12 +240,32 @@ func (r *ImageScans) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, nil
 	}
+	if r.isCurrent(ctx, req.Name) {
+		return ctrl.Result{}, nil
+	}
 	// the stored record, through Reader: the manager's informer keeps ImageScans without them
 	var is v1alpha1.ImageScan
 	if err := r.Reader.Client.Get(ctx, req.NamespacedName, &is); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	return ctrl.Result{}, r.update(ctx, &is, nil)
+}
+
+// isCurrent reports whether the ImageScan's findings were written by this controller under the
+// vendors of now, at its current generation (read from the cache).
+func (r *ImageScans) isCurrent(ctx context.Context, name string) bool {
+	r.mu.Lock()
+	c, ok := r.current[name]
+	r.mu.Unlock()
+	if !ok || r.Rules == nil {
+		return false
+	}
+	var is v1alpha1.ImageScan
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &is); err != nil || is.Generation != c.generation {
+		return false
+	}
+	key, err := r.Rules.Key(ctx)
+	return err == nil && key == c.key
 }
 
 // Write records rec now, creating its ImageScan if needed. Save queues records for it.
@@ -254,12 +284,18 @@ func (r *ImageScans) update(ctx context.Context, is *v1alpha1.ImageScan, rec *ca
 		return nil // just created: its writer patches the status next
 	}
 	orig := is.DeepCopy()
+	var matched *computed // set once the findings are matched under the vendors of now
 	defer func() {
 		if retErr == nil {
 			is.Status.ObservedGeneration = is.Generation
 		}
 		if err := r.patch(ctx, orig, is); err != nil {
 			retErr = err
+		}
+		if retErr == nil && matched != nil {
+			r.mu.Lock()
+			r.current[is.Name] = *matched
+			r.mu.Unlock()
 		}
 	}()
 
@@ -288,10 +324,15 @@ func (r *ImageScans) update(ctx context.Context, is *v1alpha1.ImageScan, rec *ca
 	if st.Phase != v1alpha1.ImageScanScanned || rec == nil {
 		return nil // failed or pending: nothing to match; scanned without a record (too large): the findings stand
 	}
+	key, err := r.Rules.Key(ctx) // before the findings: a change meanwhile leaves them not current
+	if err != nil {
+		return err
+	}
 	findings, err := r.Rules.Findings(ctx, rec.Inventories)
 	if err != nil {
 		return err
 	}
+	matched = &computed{key: key, generation: is.Generation}
 	paths, err := r.Rules.PathRules(ctx)
 	if err != nil {
 		return err
@@ -385,6 +426,7 @@ func (r *ImageScans) forget(name string) {
 		metrics.ImagesScanned.WithLabelValues(string(prev)).Dec()
 		delete(r.phases, name)
 	}
+	delete(r.current, name)
 }
 
 // unusableAttached names the SBOMs attached to rec's image that could not be read, for the
