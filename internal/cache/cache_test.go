@@ -190,3 +190,33 @@ func FuzzRecordRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRecordCodec: encoding a 700-package lean record, as the ImageScans writer does for
+// every scan, and decoding it, as every recompute and cold lookup does
+// (go test ./internal/cache/ -run '^$' -bench RecordCodec).
+func BenchmarkRecordCodec(b *testing.B) {
+	rec := syntheticRecord(700, 2000).Trim(catalogPaths(b))
+	data, err := cache.Encode(rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	is := &v1alpha1.ImageScan{Spec: v1alpha1.ImageScanSpec{Digest: rec.Digest},
+		Status: v1alpha1.ImageScanStatus{Phase: v1alpha1.ImageScanScanned, Record: data, PackageCount: 700}}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cache.Encode(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(data)), "bytes")
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cache.FromImageScan(is); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
