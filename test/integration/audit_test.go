@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -1041,11 +1042,14 @@ func TestImageScanRecomputeOnVendorChange(t *testing.T) {
 
 	// a vendor of its own: every ImageScan is recomputed, and this one finds Acme
 	queued = recomputes("queued")
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
-		t.Fatal(err)
-	}
-	b.Spec.Vendors = append(b.Spec.Vendors, v1alpha1.VendorSelector{Name: "Acme Widgets", Rules: &v1alpha1.VendorRules{Suppliers: []string{"Acme Widgets Ltd"}}})
-	if err := k8s.Update(ctx, b); err != nil {
+	// the manager writes b's status meanwhile: retry the spec update on a conflict
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		b.Spec.Vendors = append(b.Spec.Vendors, v1alpha1.VendorSelector{Name: "Acme Widgets", Rules: &v1alpha1.VendorRules{Suppliers: []string{"Acme Widgets Ltd"}}})
+		return k8s.Update(ctx, b)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	findings(1)
