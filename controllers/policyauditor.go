@@ -40,9 +40,11 @@ const (
 	BannedVendorSoftwareReason = "BannedVendorSoftware"
 )
 
-// RecordSource answers a digest's scan record without scanning (memory, then ImageScan).
+// RecordSource answers a digest's scan record without scanning (memory, then ImageScan), even
+// one that misses a path rule added since: the PodScanner rescans those, and until then their
+// other findings stand.
 type RecordSource interface {
-	Lookup(ctx context.Context, digest string) (*cache.Record, bool)
+	Recorded(ctx context.Context, digest string) (*cache.Record, bool)
 }
 
 // PolicyAuditor writes each VendorPolicy's status from what runs in the cluster: pods joined
@@ -405,7 +407,7 @@ func (r *PolicyAuditor) recordsFor(ctx context.Context) func(string) (*cache.Rec
 		if a, ok := seen[digest]; ok {
 			return a.rec, a.ok
 		}
-		rec, ok := r.Records.Lookup(ctx, digest)
+		rec, ok := r.Records.Recorded(ctx, digest)
 		seen[digest] = answer{rec, ok}
 		return rec, ok
 	}

@@ -134,6 +134,29 @@ func (c *Cache) Get(ctx context.Context, digest string) (*Record, bool) {
 	return r, true
 }
 
+// Recorded is Get without the Usable test: a record that no longer answers every path rule
+// still answers the rest, and judging by it while its image is rescanned beats judging the
+// image unscanned (its package findings would vanish meanwhile).
+func (c *Cache) Recorded(ctx context.Context, digest string) (*Record, bool) {
+	if r, ok := c.mem.Get(digest); ok {
+		return r, true
+	}
+	if c.store == nil {
+		return nil, false
+	}
+	r, err := c.store.Load(ctx, digest)
+	if err != nil {
+		metrics.StoreErrors.WithLabelValues("load").Inc()
+		log.Log.WithName("cache").Error(err, "cannot load the scan record", "digest", digest)
+		return nil, false
+	}
+	if r == nil {
+		return nil, false
+	}
+	c.mem.Add(digest, r)
+	return r, true
+}
+
 // Outcome is the result of a Do call.
 type Outcome struct {
 	Record *Record

@@ -162,6 +162,13 @@ func (e *Engine) Lookup(ctx context.Context, digest string) (*cache.Record, bool
 	return e.cache.Get(ctx, digest)
 }
 
+// Recorded returns the record of digest from memory or the store even when it no longer
+// answers today's path rules: what the audit judges by until the rescan that Lookup's miss
+// starts replaces it.
+func (e *Engine) Recorded(ctx context.Context, digest string) (*cache.Record, bool) {
+	return e.cache.Recorded(ctx, digest)
+}
+
 // Scan returns the record of t, from the cache or by pulling and scanning it. Concurrent calls
 // for one digest share one scan. The scan runs detached from ctx, bounded by ScanTimeout: ctx only
 // bounds the wait, so a caller that gives up (the webhook's budget) leaves the scan to finish and

@@ -988,6 +988,52 @@ func TestImageScanRescanOnPathRule(t *testing.T) {
 	}
 }
 
+// TestAuditJudgesByStaleRecordDuringRescan: a policy that adds a path rule makes every lean
+// record miss that rule until its image is rescanned. Meanwhile the audit judges by the record
+// it has, so a kesl violation found by its package stays: it is neither dropped nor counted
+// unchecked, and its report is not withdrawn. The image is deleted from the registry first, so
+// its rescan fails and the window stays open. Not parallel: the path rule concerns every record.
+func TestAuditJudgesByStaleRecordDuringRescan(t *testing.T) {
+	ctx := context.Background()
+	img, err := variant(true, "stale-record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push("stale/kesl:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t)
+	t.Cleanup(func() { deleteAllPods(t, ns) })
+	a := newPolicy(t, ns, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit})
+	create(t, podOf(ns, "agent", reg.Ref("stale/kesl:1"), nil, "", ""))
+	found := counts{1, 1, 1, 1, 0}
+	waitStatus(t, a.Name, 60*time.Second, wantCounts(found))
+
+	if err := reg.Delete(ref); err != nil {
+		t.Fatal(err)
+	}
+	pulls := reg.ManifestGets("stale/kesl")
+	other := newNamespace(t)
+	newPolicy(t, other, v1alpha1.VendorPolicySpec{Action: v1alpha1.ActionAudit, Vendors: []v1alpha1.VendorSelector{
+		{Catalog: "kaspersky"}, {Name: "Acme", Rules: &v1alpha1.VendorRules{Paths: []string{"/opt/acme/**"}}},
+	}})
+	eventually(t, 30*time.Second, func() error {
+		if reg.ManifestGets("stale/kesl") == pulls {
+			return errors.New("the record that misses the new path rule was not rescanned")
+		}
+		return nil
+	})
+	auditedSince(t, a.Name)
+	var got v1alpha1.VendorPolicy
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), &got); err != nil {
+		t.Fatal(err)
+	}
+	if c := countsOf(&got.Status); c != found {
+		t.Errorf("while the image cannot be rescanned: total, workloads, pods, images, unchecked = %v, want %v (judged by the record it has)", c, found)
+	}
+}
+
 // TestImageScanRecomputeOnVendorChange: ImageScan findings are matched against the catalog
 // and every policy's own vendors, so a policy change recomputes every ImageScan only when it
 // changes those vendors. A new Audit policy of catalog vendors queues none (one "skipped"), and
