@@ -118,15 +118,7 @@ func (c *Cache) Get(ctx context.Context, digest string) (*Record, bool) {
 	if r, ok := c.Memory(digest); ok {
 		return r, true
 	}
-	if c.store == nil {
-		return nil, false
-	}
-	r, err := c.store.Load(ctx, digest)
-	if err != nil {
-		metrics.StoreErrors.WithLabelValues("load").Inc()
-		log.Log.WithName("cache").Error(err, "cannot load the scan record", "digest", digest)
-		return nil, false
-	}
+	r := c.load(ctx, digest)
 	if r == nil || !c.usable(r) {
 		return nil, false
 	}
@@ -141,20 +133,27 @@ func (c *Cache) Recorded(ctx context.Context, digest string) (*Record, bool) {
 	if r, ok := c.mem.Get(digest); ok {
 		return r, true
 	}
-	if c.store == nil {
-		return nil, false
-	}
-	r, err := c.store.Load(ctx, digest)
-	if err != nil {
-		metrics.StoreErrors.WithLabelValues("load").Inc()
-		log.Log.WithName("cache").Error(err, "cannot load the scan record", "digest", digest)
-		return nil, false
-	}
+	r := c.load(ctx, digest)
 	if r == nil {
 		return nil, false
 	}
 	c.mem.Add(digest, r)
 	return r, true
+}
+
+// load reads digest's record from the store (nil: none, or it cannot be read, which is counted
+// and logged).
+func (c *Cache) load(ctx context.Context, digest string) *Record {
+	if c.store == nil {
+		return nil
+	}
+	r, err := c.store.Load(ctx, digest)
+	if err != nil {
+		metrics.StoreErrors.WithLabelValues("load").Inc()
+		log.Log.WithName("cache").Error(err, "cannot load the scan record", "digest", digest)
+		return nil
+	}
+	return r
 }
 
 // Outcome is the result of a Do call.
