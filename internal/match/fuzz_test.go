@@ -147,7 +147,7 @@ func FuzzGlob(f *testing.F) {
 	for _, c := range [][2]string{
 		{"kesl", "KESL"}, {"kesl", "\u212aesl"}, {"pkg:npm/@kaspersky/*", "pkg:npm/@KASPERSKY/sdk"},
 		{"pkg:maven/com.kaspersky.*/*", "pkg:maven/com.kaspersky.av/core"}, {"k?sl", "kesl"},
-		{"*", ""}, {"a*b*", "axxbyy"}, {"ſ", "S"}, {"straße", "STRASSE"}, {"\xff*", "\xffa"},
+		{"*", ""}, {"a*b*", "axxbyy"}, {"kesl*", "kesl\nx"}, {"k?sl", "k\nsl"}, {"ſ", "S"}, {"straße", "STRASSE"}, {"\xff*", "\xffa"},
 	} {
 		f.Add(c[0], c[1])
 	}

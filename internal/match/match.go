@@ -329,10 +329,11 @@ func (v *Vendor) Key() string { return v.key }
 func (v *Vendor) Paths() []string { return slices.Clone(v.paths) }
 
 // globRegexp turns a glob with "*" and "?" into an anchored, case-insensitive regexp; "*"
-// crosses "/" so it works for Go module paths and purls alike.
+// crosses "/" so it works for Go module paths and purls alike, and any other character too (a
+// newline in a hostile package name does not take it out of "kesl*").
 func Glob(glob string) *regexp.Regexp {
 	var b strings.Builder
-	b.WriteString(`(?i)^`)
+	b.WriteString(`(?is)^`)
 	for _, r := range glob {
 		switch r {
 		case '*':
